@@ -1,0 +1,62 @@
+# The project's interface: `make run` and `make test` each set up everything they need.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := $(CURDIR)/.venv
+BIN := $(VENV)/bin
+CONF ?= {}
+EDITION ?= 2023
+SCALE ?=
+
+export AIRFLOW_HOME := $(CURDIR)/.airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export AIRFLOW__CORE__UNIT_TEST_MODE := False
+export PYTHONPATH := $(CURDIR)/plugins
+export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+export DO_NOT_TRACK := 1
+
+.PHONY: setup run test test-unit test-e2e lint verify bench docs sample clean
+
+$(BIN)/.installed: requirements.txt requirements-dev.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	@touch $@
+
+$(AIRFLOW_HOME)/.migrated: $(BIN)/.installed
+	@mkdir -p $(AIRFLOW_HOME)
+	$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/migrate.log 2>&1 || (tail -30 $(AIRFLOW_HOME)/migrate.log; exit 1)
+	@touch $@
+
+setup: $(AIRFLOW_HOME)/.migrated
+
+## run: set up, run the st_clusters DAG on the embedded sample (or CONF='{...}'), show the outputs
+run: setup
+	$(BIN)/airflow dags test st_clusters --conf '$(CONF)'
+	@$(BIN)/python -m stclusters where --conf '$(CONF)'
+
+## test: set up, then the whole test suite (unit, DAG and end-to-end)
+test: setup
+	$(BIN)/python -m pytest tests
+
+test-unit: setup
+	$(BIN)/python -m pytest tests -m "not e2e"
+
+test-e2e: setup
+	$(BIN)/python -m pytest tests -m e2e
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check plugins dags tests
+	$(BIN)/ruff format --check plugins dags tests
+	cd dbt_project && STCLUSTERS_PLUGINS_DIR=$(CURDIR)/plugins $(BIN)/sqlfluff lint models
+
+## verify: re-check every published file of EDITION against its manifest
+verify: $(BIN)/.installed
+	$(BIN)/python -m stclusters verify --edition $(EDITION)
+
+sample: $(BIN)/.installed
+	$(BIN)/python -m stclusters.sample --edition $(EDITION) --out data/sample
+
+clean:
+	rm -rf workspace output .airflow

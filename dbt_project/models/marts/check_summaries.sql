@@ -1,0 +1,102 @@
+-- One row per layer and whole-table check, computed inside DuckDB so that the gate
+-- (Great Expectations, plugins/stclusters/validate.py) judges small frames, never whole layers.
+with
+
+inventors as (
+
+    select * from {{ ref('stg_patents__inventors') }}
+
+),
+
+author_addresses as (
+
+    select * from {{ ref('stg_publications__addresses') }}
+
+),
+
+addresses as (
+
+    select * from {{ ref('int_addresses_weighted') }}
+
+),
+
+staged as (
+
+    select
+        layer,
+        document_id,
+        address_seq,
+        publication_year,
+        publication_year between {{ var('patents_first_year') }} and {{ var('patents_last_year') }} as in_window
+    from inventors
+    union all
+    select
+        layer,
+        document_id,
+        address_seq,
+        publication_year,
+        publication_year between {{ var('publications_first_year') }} and {{ var('publications_last_year') }}
+    from author_addresses
+
+),
+
+layers as (
+
+    select unnest(['patents', 'publications']) as layer
+
+),
+
+documents as (
+
+    select
+        layer,
+        document_id,
+        bool_and(in_window) as in_window,
+        count(*) - count(distinct address_seq) as duplicate_addresses
+    from staged
+    group by layer, document_id
+
+),
+
+document_stats as (
+
+    select
+        layers.layer,
+        count(documents.document_id) as documents_landed,
+        count(documents.document_id) filter (where not documents.in_window) as documents_out_of_window,
+        count(documents.document_id) filter (where documents.duplicate_addresses > 0) as documents_duplicated
+    from layers
+    left join documents on layers.layer = documents.layer
+    group by layers.layer
+
+),
+
+counted as (
+
+    select
+        layers.layer,
+        count(distinct addresses.document_id) as documents_counted,
+        coalesce(sum(addresses.weight), 0) as weight_counted
+    from layers
+    left join addresses on layers.layer = addresses.layer
+    group by layers.layer
+
+),
+
+final as (
+
+    select
+        document_stats.layer,
+        document_stats.documents_landed,
+        counted.documents_counted,
+        counted.weight_counted,
+        abs(counted.weight_counted - counted.documents_counted) as conservation_error,
+        document_stats.documents_out_of_window,
+        document_stats.documents_out_of_window / greatest(document_stats.documents_landed, 1) as out_of_window_share,
+        document_stats.documents_duplicated
+    from document_stats
+    inner join counted on document_stats.layer = counted.layer
+
+)
+
+select * from final

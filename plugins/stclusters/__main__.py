@@ -1,0 +1,68 @@
+"""Command line: ``python -m stclusters {run,where,verify}`` (the Makefile's targets use it)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from stclusters import config, publish, tasks
+
+
+def _where(conf: dict) -> int:
+    params = config.resolve(conf)
+    out = params.edition_output
+    latest = params.workspace / "validation" / "latest.json"
+    print(f"edition {params.edition}:")
+    print(f"  ranking:     {out / 'ranking.csv'}" + ("" if (out / "ranking.csv").exists() else "  (not published)"))
+    print(f"  report:      {out / 'report.html'}" + ("" if (out / "report.html").exists() else "  (not written)"))
+    print(f"  manifest:    {out / 'manifest.json'}")
+    if latest.exists():
+        summary = json.loads(latest.read_text())
+        run_dir = latest.parent / summary["run_id"]
+        state = "passed" if summary["passed"] else "FAILED"
+        print(f"  validation:  {run_dir / 'summary.md'} ({state})")
+        print(f"  data docs:   {summary.get('data_docs')}")
+    print(f"  database:    {params.duckdb_path}")
+    return 0
+
+
+def _verify(edition: int, output_dir: str | None) -> int:
+    conf = {"edition": edition, **({"output_dir": output_dir} if output_dir else {})}
+    target = config.resolve(conf).edition_output
+    problems = publish.verify(target)
+    if problems:
+        print(f"{target}: {len(problems)} problem(s):")
+        for p in problems:
+            print(f"  - {p}")
+        return 1
+    print(f"{target}: every file matches its manifest checksum")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="stclusters")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("run", "where"):
+        p = sub.add_parser(name)
+        p.add_argument("--conf", default="{}", help="run conf as JSON, as for the DAG")
+    v = sub.add_parser("verify")
+    v.add_argument("--edition", type=int, required=True)
+    v.add_argument("--output-dir")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "verify":
+        return _verify(args.edition, args.output_dir)
+    try:
+        conf = json.loads(args.conf or "{}")
+    except json.JSONDecodeError as exc:
+        parser.error(f"--conf is not valid JSON: {exc}")
+    if args.command == "where":
+        return _where(conf)
+    print(json.dumps(tasks.run_all(conf), indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

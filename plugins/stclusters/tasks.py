@@ -1,0 +1,144 @@
+"""The body of every task of the ``st_clusters`` DAG, one function per task.
+
+Each takes the run's conf (a plain dict), resolves the parameters once (stclusters.config) and
+calls the step's module. They return small JSON-able summaries (XCom), never data.
+Usable without Airflow: ``python -m stclusters run --conf '{...}'`` calls them in order.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from stclusters import config, land, publish, transform, validate
+from stclusters.config import RunParams
+
+log = logging.getLogger(__name__)
+
+LANDED_MANIFEST = "landed.json"
+
+
+def _params(conf: Mapping[str, Any] | None) -> RunParams:
+    params = config.resolve(conf)
+    log.info("edition %s parameters: %s", params.edition, config.format_params(params))
+    return params
+
+
+def landing_dir(params: RunParams) -> Path:
+    return params.workspace / "landing"
+
+
+def pull(conf: Mapping[str, Any] | None = None) -> dict:
+    """Pull both dumps and the gazetteer into the edition's landing folder, convert them to the
+    canonical format, and record every landed file (URI, size, sha256, fetch time)."""
+    from stclusters import gazetteer, sources
+
+    params = _params(conf)
+    landing = landing_dir(params)
+    record: dict[str, Any] = {"edition": params.edition, "layers": {}, "gazetteer": {}}
+    for layer in ("patents", "publications"):
+        spec = config.source_set(params.source_set).get(layer) or {}
+        landed = sources.pull(
+            params.uri(layer),
+            landing / layer,
+            expected_sha256=spec.get("sha256") if isinstance(spec, dict) else None,
+            expected_size=spec.get("size") if isinstance(spec, dict) else None,
+        )
+        fmt = config.source_format(params, layer)
+        canonical = _to_canonical(fmt, layer, [f.path for f in landed], landing / "canonical")
+        record["layers"][layer] = {
+            "format": fmt,
+            "files": [_landed_dict(f) for f in landed],
+            "canonical": [str(p) for p in canonical],
+        }
+        log.info("%s: landed %d file(s), %d canonical file(s)", layer, len(landed), len(canonical))
+    gaz_dir = landing / "gazetteer"
+    built = gazetteer.build_gazetteer(gaz_dir)
+    record["gazetteer"] = {
+        name: {"path": str(p), "sha256": sources.sha256_file(p), "size": p.stat().st_size}
+        for name, p in sorted(built.items())
+    }
+    _write_json_atomic(landing / LANDED_MANIFEST, record)
+    return {"edition": params.edition, "landed": {k: len(v["files"]) for k, v in record["layers"].items()}}
+
+
+def _landed_dict(f: Any) -> dict:
+    return {
+        "uri": f.uri,
+        "path": str(f.path),
+        "size": f.size,
+        "sha256": f.sha256,
+        "fetched_at": f.fetched_at,
+        "reused": f.reused,
+    }
+
+
+def _to_canonical(fmt: str, layer: str, paths: list[Path], out_dir: Path) -> list[Path]:
+    """Canonical dumps are loaded as landed (their header is checked); other formats are converted
+    by their adapter in stclusters.formats into one canonical file per layer."""
+    if fmt == "canonical":
+        for p in paths:
+            land.check_header(p, layer)
+        return paths
+    from stclusters import formats
+
+    out = out_dir / f"{layer}.csv.gz"
+    formats.convert(fmt, paths, layer, out)
+    return [out]
+
+
+def load(conf: Mapping[str, Any] | None = None) -> dict:
+    """Load the landed canonical files and the gazetteer into the edition's DuckDB file."""
+    params = _params(conf)
+    record = json.loads((landing_dir(params) / LANDED_MANIFEST).read_text())
+    files = {layer: [Path(p) for p in v["canonical"]] for layer, v in record["layers"].items()}
+    meta = {f["path"]: f for v in record["layers"].values() for f in v["files"]}
+    stats = land.load_database(
+        params.duckdb_path,
+        land.layer_inputs(files),
+        {name: Path(v["path"]) for name, v in record["gazetteer"].items()},
+        landed_meta=meta,
+        max_quarantine_share=params.max_quarantine_share,
+        memory_limit=params.duckdb_memory_limit,
+        threads=params.duckdb_threads,
+    )
+    _write_json_atomic(params.workspace / "load_stats.json", stats)
+    return {
+        "edition": params.edition,
+        "rows_loaded": sum(s["rows_loaded"] for s in stats.values()),
+        "rows_quarantined": sum(s["rows_quarantined"] for s in stats.values()),
+    }
+
+
+def build(conf: Mapping[str, Any] | None = None) -> dict:
+    """dbt build: staging, geocoding, H3 cells, fractional counts, clusters, ranking, dbt tests."""
+    return transform.build(_params(conf))
+
+
+def validate_gate(conf: Mapping[str, Any] | None = None) -> dict:
+    """Great Expectations gate: raises (failing the run) when a critical expectation fails."""
+    return validate.run_gate(_params(conf))
+
+
+def publish_edition(conf: Mapping[str, Any] | None = None) -> dict:
+    """Publish the validated edition atomically to <output_dir>/<edition>/."""
+    return publish.publish_edition(_params(conf))
+
+
+def run_all(conf: Mapping[str, Any] | None = None) -> dict:
+    """The whole DAG in one process, in order (for scripts and benchmarks)."""
+    out: dict[str, Any] = {}
+    for step in (pull, load, build, validate_gate, publish_edition):
+        out[step.__name__] = step(conf)
+    return out
+
+
+def _write_json_atomic(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
