@@ -170,8 +170,7 @@ def _pairs_within(
         found = cKDTree(src.xyz[rows]).sparse_distance_matrix(dst_tree, radius, output_type="ndarray")
         i = rows[found["i"]]
         j = found["j"]
-        # sparse_distance_matrix leaves out pairs at distance 0 (the diagonal); callers that need
-        # the cell itself add it explicitly, and two distinct cells never share a centre.
+        # The output keeps zero distances: a point is its own neighbour when src and dst coincide.
         d = _haversine_km(src.lat[i], src.lng[i], dst.lat[j], dst.lng[j])
         keep = d <= eps_km
         yield i[keep], j[keep], d[keep]
@@ -234,7 +233,7 @@ def dbscan_points(
 
     # 1. neighbourhood weights
     tree = cKDTree(pts.xyz)
-    nbr_weight = w.copy()  # the point itself
+    nbr_weight = np.zeros(n, dtype=np.float64)  # the query returns each point itself too
     n_pairs = 0
     for i, j, _ in _pairs_within(pts, all_rows, pts, tree, eps_km, chunk_rows):
         nbr_weight += np.bincount(i, weights=w[j], minlength=n)
