@@ -49,6 +49,7 @@ def run_dbt(params: RunParams, command: str = "build", extra: list[str] | None =
     dbt_dir = params.workspace / "dbt"
     args = [
         dbt_executable(),
+        "--no-use-colors",
         command,
         "--project-dir",
         str(DBT_PROJECT_DIR),

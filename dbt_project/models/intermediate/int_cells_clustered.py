@@ -29,7 +29,7 @@ def model(dbt, session):
             pd.DataFrame(
                 {
                     "layer": layer,
-                    "cell": part["cell"].to_numpy(dtype="int64"),
+                    "cell": result.cells.astype("int64"),
                     "layer_cluster_id": result.labels.astype("int64"),
                     "is_core": result.is_core.astype(bool),
                 }
