@@ -37,6 +37,7 @@ from h3.api import basic_int as h3
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
+
 from stclusters.h3grid import cell_centres, max_centre_offset_km
 
 log = logging.getLogger(__name__)
@@ -204,7 +205,7 @@ def _validate(cells: np.ndarray, weights: np.ndarray, eps_km: float, min_weight:
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise ValueError(
-            f"weights must be finite and >= 0: row {row} (cell {cells[row]}) has {weights[row]!r}"
+            f"weights must be finite and >= 0: row {row} (cell {cells[row]}) has {float(weights[row])!r}"
         )
 
 
