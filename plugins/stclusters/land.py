@@ -164,6 +164,7 @@ def _load_file(con: duckdb.DuckDBPyConnection, layer: str, path: Path) -> tuple[
         select {_sql_str(layer)}, {src}, line, coalesce(column_name, ''),
                lower(error_type) || ': ' || error_message, left(csv_line, 500)
         from reject_errors
+        qualify row_number() over (partition by line order by column_idx) = 1
         """
     )
     checks = _ROW_CHECKS[layer] + _COMMON_CHECKS
