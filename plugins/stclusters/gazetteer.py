@@ -479,7 +479,7 @@ def _postal_rows(path: Path) -> list[tuple[str, str, float, float, None]]:
 def _write(rows: Iterable[tuple], schema: pa.Schema, path: Path) -> Path:
     columns = list(zip(*rows, strict=True)) if rows else [[] for _ in schema]
     table = pa.Table.from_arrays(
-        [pa.array(list(c), type=f.type) for c, f in zip(columns, schema)], schema=schema
+        [pa.array(list(c), type=f.type) for c, f in zip(columns, schema, strict=True)], schema=schema
     )
     # Dictionary encoding and statistics are deterministic; written in one go for stable bytes.
     pq.write_table(table, path, compression=PARQUET_COMPRESSION, row_group_size=1 << 20)

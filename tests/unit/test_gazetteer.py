@@ -252,10 +252,10 @@ def test_build_rejects_malformed_postal_file_naming_line_and_field(tmp_path: Pat
 
 
 def test_build_rejects_missing_or_broken_cities_file(tmp_path: Path) -> None:
-    with pytest.raises(GazetteerError, match="cities500.json: gazetteer file not found"):
+    with pytest.raises(GazetteerError, match=r"cities500\.json: gazetteer file not found"):
         build_gazetteer(tmp_path / "out", data_dir=tmp_path)
     (tmp_path / "cities500.json").write_text('{"1": {"name": "x"},\n oops', encoding="utf-8")
-    with pytest.raises(GazetteerError, match=r"cities500.json: line 2: not valid JSON"):
+    with pytest.raises(GazetteerError, match=r"cities500\.json: line 2: not valid JSON"):
         build_gazetteer(tmp_path / "out", data_dir=tmp_path)
 
 

@@ -248,6 +248,13 @@ city_variants as (
 
 ),
 
+lookup_countries as (
+
+    select distinct country
+    from city_lookups
+
+),
+
 -- WoS and patent offices file Hong Kong and Macao under CN now and then, and the reverse
 country_scopes as (
 
@@ -255,7 +262,7 @@ country_scopes as (
         country,
         country as place_country,
         true as is_same_country
-    from (select distinct country from city_lookups)
+    from lookup_countries
     union all
     select
         'CN' as country,
@@ -279,13 +286,13 @@ city_candidates as (
         row_number() over (
             partition by city_lookups.country, city_lookups.city, city_lookups.region_admin1
             order by
-                city_variants.variant_rank,
+                city_variants.variant_rank asc,
                 country_scopes.is_same_country desc,
                 coalesce(places.admin1_code = city_lookups.region_admin1, false) desc,
                 -- a main name beats an alternate name unless the alternate's place is 10x larger
                 -- ("Saint Louis" is St. Louis, MO, not Saint Louis, MI)
                 places.population * (case when place_names.is_main_name then 10 else 1 end) desc,
-                places.geonameid
+                places.geonameid asc
         ) as candidate_rank
     from city_lookups
     inner join city_variants on city_lookups.city = city_variants.city
@@ -319,7 +326,7 @@ region_seats as (
     select
         country_code,
         admin1_code,
-        arg_max(geonameid, {'population': population, 'tie': -geonameid}) as geonameid
+        arg_max(geonameid, { 'population': population, 'tie': -geonameid }) as geonameid
     from places
     where admin1_code is not null
     group by country_code, admin1_code
@@ -415,7 +422,7 @@ ranked_places as (
         geonameid,
         row_number() over (
             partition by address_key
-            order by population / pow(1 + distance_km, 2) desc, distance_km, geonameid
+            order by population / pow(1 + distance_km, 2) desc, distance_km asc, geonameid asc
         ) as place_rank
     from point_distances
     where distance_km <= 5
@@ -432,49 +439,18 @@ nearest_places as (
 
 ),
 
-cascade as (
+steps as (
 
     select
-        classified.address_key,
-        classified.country,
-        classified.region,
-        classified.city,
-        classified.postal_code,
-        case
-            when classified.has_coordinates then 'coordinates'
-            when postal_located.address_key is not null then 'postal_code'
-            when city_located.address_key is not null then 'city'
-            when region_located.address_key is not null then 'region'
-            else 'unmatched'
-        end as geo_precision,
-        case
-            when classified.has_coordinates then nearest_places.geonameid
-            when postal_located.address_key is not null
-                then coalesce(postal_located.geonameid, nearest_places.geonameid)
-            else coalesce(city_located.geonameid, region_located.geonameid)
-        end as geonameid,
-        case
-            when classified.has_coordinates then classified.latitude
-            when postal_located.address_key is not null then postal_located.latitude
-        end as point_latitude,
-        case
-            when classified.has_coordinates then classified.longitude
-            when postal_located.address_key is not null then postal_located.longitude
-        end as point_longitude,
-        case
-            when classified.has_coordinates
-                or postal_located.address_key is not null
-                or city_located.address_key is not null
-                or region_located.address_key is not null
-                then null
-            when classified.country is null then 'no_country'
-            when not classified.is_known_country then 'unknown_country'
-            when classified.city is not null then 'unknown_city'
-            when classified.region is not null then 'unknown_region'
-            when classified.postal_key is not null then 'unknown_postal_code'
-            when classified.latitude is not null or classified.longitude is not null then 'invalid_coordinates'
-            else 'no_location'
-        end as unmatched_reason
+        classified.*,
+        postal_located.latitude as postal_latitude,
+        postal_located.longitude as postal_longitude,
+        nearest_places.geonameid as nearest_geonameid,
+        postal_located.address_key is not null as by_postal_code,
+        city_located.address_key is not null as by_city,
+        region_located.address_key is not null as by_region,
+        coalesce(postal_located.geonameid, nearest_places.geonameid) as postal_geonameid,
+        coalesce(city_located.geonameid, region_located.geonameid) as named_geonameid
     from classified
     left join postal_located on classified.address_key = postal_located.address_key
     left join city_located on classified.address_key = city_located.address_key
@@ -483,23 +459,77 @@ cascade as (
 
 ),
 
-final as (
+cascade as (
 
     select
-        cascade.address_key,
-        cascade.country,
-        cascade.region,
-        cascade.city,
-        cascade.postal_code,
-        cascade.geonameid,
+        address_key,
+        country,
+        region,
+        city,
+        postal_code,
+        case
+            when has_coordinates then 'coordinates'
+            when by_postal_code then 'postal_code'
+            when by_city then 'city'
+            when by_region then 'region'
+            else 'unmatched'
+        end as geo_precision,
+        case
+            when has_coordinates then nearest_geonameid
+            when by_postal_code then postal_geonameid
+            else named_geonameid
+        end as geonameid,
+        case
+            when has_coordinates then latitude
+            when by_postal_code then postal_latitude
+        end as point_latitude,
+        case
+            when has_coordinates then longitude
+            when by_postal_code then postal_longitude
+        end as point_longitude,
+        case
+            when has_coordinates or by_postal_code or by_city or by_region then null
+            when country is null then 'no_country'
+            when not is_known_country then 'unknown_country'
+            when city is not null then 'unknown_city'
+            when region is not null then 'unknown_region'
+            when postal_key is not null then 'unknown_postal_code'
+            when latitude is not null or longitude is not null then 'invalid_coordinates'
+            else 'no_location'
+        end as unmatched_reason
+    from steps
+
+),
+
+located as (
+
+    select
+        cascade.*,
         places.name as place_name,
         places.country_code as place_country,
         coalesce(cascade.point_latitude, places.latitude) as geo_latitude,
-        coalesce(cascade.point_longitude, places.longitude) as geo_longitude,
-        cascade.geo_precision,
-        cascade.unmatched_reason
+        coalesce(cascade.point_longitude, places.longitude) as geo_longitude
     from cascade
     left join places on cascade.geonameid = places.geonameid
+
+),
+
+final as (
+
+    select
+        address_key,
+        country,
+        region,
+        city,
+        postal_code,
+        geonameid,
+        place_name,
+        place_country,
+        geo_latitude,
+        geo_longitude,
+        geo_precision,
+        unmatched_reason
+    from located
 
 )
 

@@ -19,19 +19,19 @@ joined as (
 
     select
         addresses.layer,
-        coalesce(addresses.country, '-') as country,
         addresses.weight,
-        geocoded.geo_precision
+        geocoded.geo_precision,
+        coalesce(addresses.country, '-') as country
     from addresses
     inner join geocoded on addresses.address_key = geocoded.address_key
 
 ),
 
-aggregated as (
+per_country as (
 
     select
         layer,
-        case when grouping(country) = 1 then '*' else country end as country,
+        country,
         count(*) as n_addresses,
         count(*) filter (where geo_precision <> 'unmatched') as n_addresses_geocoded,
         sum(weight) as weight,
@@ -42,7 +42,34 @@ aggregated as (
         coalesce(sum(weight) filter (where geo_precision = 'region'), 0) as weight_region,
         coalesce(sum(weight) filter (where geo_precision = 'unmatched'), 0) as weight_unmatched
     from joined
-    group by grouping sets ((layer, country), (layer))
+    group by layer, country
+
+),
+
+per_layer as (
+
+    select
+        layer,
+        '*' as country,
+        sum(n_addresses) as n_addresses,
+        sum(n_addresses_geocoded) as n_addresses_geocoded,
+        sum(weight) as weight,
+        sum(weight_geocoded) as weight_geocoded,
+        sum(weight_coordinates) as weight_coordinates,
+        sum(weight_postal_code) as weight_postal_code,
+        sum(weight_city) as weight_city,
+        sum(weight_region) as weight_region,
+        sum(weight_unmatched) as weight_unmatched
+    from per_country
+    group by layer
+
+),
+
+aggregated as (
+
+    select * from per_country
+    union all
+    select * from per_layer
 
 ),
 
@@ -51,11 +78,11 @@ final as (
     select
         layer,
         country,
-        n_addresses,
-        n_addresses_geocoded,
-        n_addresses_geocoded / n_addresses as address_geocoded_share,
         weight,
         weight_geocoded,
+        cast(n_addresses as bigint) as n_addresses,
+        cast(n_addresses_geocoded as bigint) as n_addresses_geocoded,
+        n_addresses_geocoded / n_addresses as address_geocoded_share,
         weight_geocoded / weight as geocoded_share,
         weight_coordinates / weight as coordinates_share,
         weight_postal_code / weight as postal_code_share,
