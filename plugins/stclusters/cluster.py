@@ -218,7 +218,9 @@ def dbscan_points(
     order_key: np.ndarray | None = None,
     chunk_rows: int = 4096,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The method on distinct weighted points (degrees): (labels, is_core, neighbourhood_weight, cluster_weights).
+    """The method on weighted points (degrees).
+
+    Returns (labels, is_core, neighbourhood_weight, cluster_weights), as in ClusterResult.
 
     ``order_key`` (distinct int64, default the row number) breaks ties between clusters of equal
     weight. dbscan_cells calls this on cell centres with the cell ids as order key.

@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from h3.api import basic_int as h3
+
 from stclusters import h3grid
 
 R_KM = 6371.0088
@@ -140,8 +141,8 @@ def test_duckdb_udfs_scalar_and_arrow() -> None:
     con.create_function("h3_lat_v", h3grid.arrow_cell_to_lat, ["BIGINT"], "DOUBLE", type="arrow", **special)
     con.create_function("h3_lng_v", h3grid.arrow_cell_to_lng, ["BIGINT"], "DOUBLE", type="arrow", **special)
     con.execute(
-        "create table pts as select * from (values (35.68, 139.69), (null, 1.0), (91.0, 0.0), (-33.87, 151.21))"
-        " t(lat, lng)"
+        "create table pts as select * from"
+        " (values (35.68, 139.69), (null, 1.0), (91.0, 0.0), (-33.87, 151.21)) t(lat, lng)"
     )
     rows = con.execute(
         "select h3_cell(lat, lng, 15), h3_cell_v(lat, lng, 15), h3_lat(h3_cell(lat, lng, 15)),"
