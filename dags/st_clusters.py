@@ -1,16 +1,28 @@
-"""st_clusters: rank an edition's science and technology clusters.
+"""st_clusters: rank an edition's science and technology clusters, once a year.
 
-pull -> load -> build (dbt) -> validate (Great Expectations gate) -> publish
+edition -> pull -> load -> build (dbt) -> validate (Great Expectations gate) -> publish
 
-Every task body is one call into plugins/stclusters/tasks.py. Parameters left empty (null) take
-their value from config/sources.yml, the environment or the defaults in
-plugins/stclusters/config.py (README, "Configuration").
+Every task body is one call into the package. The first task decides the edition (conf, else
+the logical date's year for scheduled and backfill runs, else the configured default; see
+plugins/stclusters/editions.py) and hands the resolved conf to the others. Parameters left
+empty (null) take their value from config/sources.yml, the environment or the defaults in
+plugins/stclusters/config.py (README, "Configuration"). Schedule, backfills, concurrency and
+re-publishing: docs/operations.md.
 """
 
 from __future__ import annotations
 
+import os
+
 import pendulum
 from airflow.sdk import Param, dag, task
+
+# Kept literal (not imported from stclusters.editions.SCHEDULE) so that parsing this file imports
+# nothing of ours; tests/dags checks that both agree.
+SCHEDULE = "0 3 1 3 *"
+# The tasks that hold a DuckDB file open and use its memory_limit; an operator who runs many
+# editions at once creates a pool and names it here (docs/operations.md, "Concurrency").
+DUCKDB_POOL = os.environ.get("STCLUSTERS_AIRFLOW_POOL", "default_pool")
 
 
 def _param(description: str, kind: str = "string") -> Param:
@@ -18,7 +30,7 @@ def _param(description: str, kind: str = "string") -> Param:
 
 
 PARAMS = {
-    "edition": _param("GII edition year (default 2023).", "integer"),
+    "edition": _param("GII edition year (default: the logical date's year; manual runs: 2023).", "integer"),
     "source_set": _param("Entry of config/sources.yml (default: sample)."),
     "patents_uri": _param("Patent dump URI(s); default from the source set."),
     "publications_uri": _param("Publication dump URI(s); default from the source set."),
@@ -32,16 +44,16 @@ PARAMS = {
 }
 
 
-def _conf(context: dict) -> dict:
-    return {k: v for k, v in context["params"].items() if v is not None}
-
-
 @dag(
     dag_id="st_clusters",
-    description="Find and rank S&T clusters (GII method) for one edition",
-    schedule=None,
+    description="Find and rank S&T clusters (GII method), one edition a year",
+    schedule=SCHEDULE,
+    # The first GII edition with clusters; backfills cannot go further back.
     start_date=pendulum.datetime(2017, 1, 1, tz="UTC"),
+    # Unpausing runs only the latest edition; past editions are built by explicit backfills.
     catchup=False,
+    # Scheduled and manual runs at once; a backfill sets its own (airflow backfill create
+    # --max-active-runs). Each run has its own workspace and DuckDB file, so runs never share a lock.
     max_active_runs=3,
     params=PARAMS,
     tags=["stclusters"],
@@ -49,36 +61,43 @@ def _conf(context: dict) -> dict:
 )
 def st_clusters():
     @task
-    def pull(**context) -> dict:
-        from stclusters import tasks
+    def edition(**context) -> dict:
+        from stclusters import editions
 
-        return tasks.pull(_conf(context))
-
-    @task
-    def load(**context) -> dict:
-        from stclusters import tasks
-
-        return tasks.load(_conf(context))
+        return editions.resolve_edition(context)
 
     @task
-    def build(**context) -> dict:
+    def pull(conf: dict) -> dict:
         from stclusters import tasks
 
-        return tasks.build(_conf(context))
+        return tasks.pull(conf)
 
-    @task
-    def validate(**context) -> dict:
+    @task(pool=DUCKDB_POOL)
+    def load(conf: dict) -> dict:
         from stclusters import tasks
 
-        return tasks.validate_gate(_conf(context))
+        return tasks.load(conf)
 
-    @task
-    def publish(**context) -> dict:
+    @task(pool=DUCKDB_POOL)
+    def build(conf: dict) -> dict:
         from stclusters import tasks
 
-        return tasks.publish_edition(_conf(context))
+        return tasks.build(conf)
 
-    pull() >> load() >> build() >> validate() >> publish()
+    @task(pool=DUCKDB_POOL)
+    def validate(conf: dict) -> dict:
+        from stclusters import tasks
+
+        return tasks.validate_gate(conf)
+
+    @task(pool=DUCKDB_POOL)
+    def publish(conf: dict) -> dict:
+        from stclusters import tasks
+
+        return tasks.publish_edition(conf)
+
+    conf = edition()
+    pull(conf) >> load(conf) >> build(conf) >> validate(conf) >> publish(conf)
 
 
 st_clusters()
