@@ -68,7 +68,9 @@ classified as (
             and not (distinct_addresses.latitude = 0 and distinct_addresses.longitude = 0),
             false
         ) as has_coordinates,
-        nullif(upper(regexp_replace(distinct_addresses.postal_code, '[^0-9A-Za-z]+', '', 'g')), '') as postal_key
+        nullif(
+            upper(regexp_replace(distinct_addresses.postal_code, '[^0-9A-Za-z]+', '', 'g')), ''
+        ) as postal_key
     from distinct_addresses
     left join known_countries on distinct_addresses.country = known_countries.country_code
 
@@ -100,7 +102,9 @@ postal_matches as (
             to_search.country = postal_codes.country_code
             and postal_codes.postal_key in (
                 to_search.postal_key,
-                upper(regexp_replace(split_part(trim(to_search.postal_code), ' ', 1), '[^0-9A-Za-z]+', '', 'g'))
+                upper(
+                    regexp_replace(split_part(trim(to_search.postal_code), ' ', 1), '[^0-9A-Za-z]+', '', 'g')
+                )
             )
     where to_search.postal_key is not null
 
@@ -209,7 +213,9 @@ digits_dropped as (
     select
         city,
         variant_rank + 1 as variant_rank,
-        trim(regexp_replace(regexp_replace(city_key, '[^ ]*[0-9][^ ]*', ' ', 'g'), ' +', ' ', 'g')) as city_key
+        trim(
+            regexp_replace(regexp_replace(city_key, '[^ ]*[0-9][^ ]*', ' ', 'g'), ' +', ' ', 'g')
+        ) as city_key
     from raw_variants
 
 ),
@@ -222,7 +228,8 @@ cleaned_variants as (
         trim(
             regexp_replace(
                 regexp_replace(city_key, '^(city of|ville de) ', ''),
-                ' (cedex|shi|ku|ken|gun|machi|cho|mura|si|gu|dong|qu|xian|city|metropolitan( [a-z]*)?|sci pk|science park)$',
+                ' (cedex|shi|ku|ken|gun|machi|cho|mura|si|gu|dong|qu|xian|city'
+                || '|metropolitan( [a-z]*)?|sci pk|science park)$',
                 ''
             )
         ) as city_key
