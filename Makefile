@@ -51,7 +51,7 @@ test-e2e: setup
 lint: $(BIN)/.installed
 	$(BIN)/ruff check plugins dags tests
 	$(BIN)/ruff format --check plugins dags tests
-	cd dbt_project && STCLUSTERS_PLUGINS_DIR=$(CURDIR)/plugins $(BIN)/sqlfluff lint models
+	STCLUSTERS_PLUGINS_DIR=$(CURDIR)/plugins $(BIN)/sqlfluff lint dbt_project/models
 
 ## verify: re-check every published file of EDITION against its manifest
 verify: $(BIN)/.installed

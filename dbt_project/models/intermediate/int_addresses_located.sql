@@ -35,6 +35,9 @@ located as (
         on
             geocoded.geo_latitude = celled.geo_latitude
             and geocoded.geo_longitude = celled.geo_longitude
+    -- A region-level match only says "somewhere in the region": placing it on the region's
+    -- largest city would inflate that city's cluster, so it counts in the world totals only.
+    where geocoded.geo_precision in ('coordinates', 'postal_code', 'city')
 
 ),
 
