@@ -1,0 +1,220 @@
+"""Web of Science adapter on the real 500-record export, tab-delimited variants and faulty records."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from stclusters.formats import convert, sniff, wos
+from stclusters.formats.base import FormatError
+from stclusters.formats.c1 import Address, AddressError, parse_c1
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "wos"
+REAL = FIXTURES / "black-silicon-savedrecs.txt"
+TAB_UTF8 = FIXTURES / "black-silicon-first8-tab-utf8bom.txt"
+TAB_UTF16 = FIXTURES / "black-silicon-first8-tab-utf16le.txt"
+FAULTS = FIXTURES / "faults-savedrecs.txt"
+
+
+def rows(path: Path) -> list[dict[str, str]]:
+    with gzip.open(path, "rt", encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        (
+            "[A; B] Harvard Med Sch, Dept X, Boston, MA 02115 USA.",
+            ("Harvard Med Sch", "Boston", "02115", "MA", "US"),
+        ),
+        (
+            "Beijing Univ Technol, Beijing 100124, Peoples R China.",
+            ("Beijing Univ Technol", "Beijing", "100124", "", "CN"),
+        ),
+        (
+            "Middle East Tech Univ, Dept Phys, TR-06800 Ankara, Turkey.",
+            ("Middle East Tech Univ", "Ankara", "TR-06800", "", "TR"),
+        ),
+        ("Tech Univ Munich, D-80333 Munich, Germany.", ("Tech Univ Munich", "Munich", "D-80333", "", "DE")),
+        ("Univ Tokyo, Dept Appl Phys, Tokyo 1138656, Japan.", ("Univ Tokyo", "Tokyo", "1138656", "", "JP")),
+        (
+            "Univ Toronto, Dept Chem, Toronto, ON M5S 1A1, Canada.",
+            ("Univ Toronto", "Toronto", "M5S 1A1", "ON", "CA"),
+        ),
+        (
+            "Vrije Univ, Dept Phys, 1081 HV Amsterdam, Netherlands.",
+            ("Vrije Univ", "Amsterdam", "1081 HV", "", "NL"),
+        ),
+        (
+            "Univ Southampton, Southampton SO17 1BJ, Hants, England.",
+            ("Univ Southampton", "Southampton", "SO17 1BJ", "Hants", "GB"),
+        ),
+        ("KAIST, Daejeon 34141, South Korea.", ("KAIST", "Daejeon", "34141", "", "KR")),
+        (
+            "Chinese Univ Hong Kong, Fac Engn, Shatin, Hong Kong, Peoples R China.",
+            ("Chinese Univ Hong Kong", "Shatin", "", "", "HK"),
+        ),
+        (
+            "Swinburne Univ Technol, John St, Hawthorn, Vic 3122, Australia.",
+            ("Swinburne Univ Technol", "Hawthorn", "3122", "Vic", "AU"),
+        ),
+        ("Nagoya Univ, Grad Sch Engn, Nagoya, Aichi, Japan.", ("Nagoya Univ", "Nagoya", "", "Aichi", "JP")),
+        (
+            "Natl Inst Mat Sci, Tsukuba, Ibaraki 3050044, Japan.",
+            ("Natl Inst Mat Sci", "Tsukuba", "3050044", "Ibaraki", "JP"),
+        ),
+        (
+            "Nanjing Univ, Nanjing 210094, Jiangsu, Peoples R China.",
+            ("Nanjing Univ", "Nanjing", "210094", "Jiangsu", "CN"),
+        ),
+        (
+            "Adv Silicon Grp, 173 Bedford Rd, Lincoln, MA 01773 USA.",
+            ("Adv Silicon Grp", "Lincoln", "01773", "MA", "US"),
+        ),
+        (
+            "Univ Cambridge, Dept Mat, 27 Charles Babbage Rd, Cambridge, England.",
+            ("Univ Cambridge", "Cambridge", "", "", "GB"),
+        ),
+        (
+            "Dublin Inst Technol, Kevin St, Dublin 8, Ireland.",
+            ("Dublin Inst Technol", "Dublin", "8", "", "IE"),
+        ),
+        ("CNRS, LP3, F-13288 Marseille 9, France.", ("CNRS", "Marseille", "F-13288", "", "FR")),
+        (
+            "Umaru Musa Yaradua Univ, PMB 2218, Katsina, Nigeria.",
+            ("Umaru Musa Yaradua Univ", "Katsina", "", "", "NG"),
+        ),
+        (
+            "Univ Estadual Campinas, BR-13083970 Campinas, SP, Brazil.",
+            ("Univ Estadual Campinas", "Campinas", "BR-13083970", "SP", "BR"),
+        ),
+        ("Univ X, South Korea.", ("Univ X", "", "", "", "KR")),
+    ],
+)
+def test_parse_c1(entry: str, expected: tuple[str, ...]) -> None:
+    assert parse_c1(entry) == Address(*expected)
+
+
+def test_parse_c1_unknown_country_is_an_error() -> None:
+    with pytest.raises(AddressError, match="unknown country") as err:
+        parse_c1("Univ Poseidon, Poseidonia, Atlantis.")
+    assert err.value.value == "Atlantis"
+
+
+def test_real_export_500_records(tmp_path: Path) -> None:
+    out = tmp_path / "publications.csv.gz"
+    report = convert("auto", [REAL], "publications", out)
+    assert report.records_read == 500
+    # 358 counted (Article, incl. "Article; Proceedings Paper" x24, "; Early Access", "; Book Chapter").
+    assert report.excluded == Counter({"document type Proceedings Paper": 126, "document type Review": 16})
+    assert report.documents_written == 358
+    assert report.quarantined == []
+    got = rows(out)
+    assert len(got) == report.rows_written == 917
+    assert all(r["country"] and len(r["country"]) == 2 for r in got)
+    with_city = sum(1 for r in got if r["city"])
+    assert with_city / len(got) >= 0.99, with_city
+    countries = Counter(r["country"] for r in got)
+    assert countries.most_common(3) == [("CN", 306), ("DE", 78), ("US", 63)]
+    first = [r for r in got if r["article_id"] == "WOS:000432989900002"]
+    assert [(r["address_seq"], r["city"], r["postal_code"], r["country"]) for r in first] == [
+        ("1", "Beijing", "100124", "CN"),
+        ("2", "Zhenjiang", "212132", "CN"),
+        ("3", "Beijing", "", "CN"),
+    ]
+    assert first[0]["subject"] == "Materials Science, Multidisciplinary"
+    # The one record without PY takes its early-access year (EA MAY 2021).
+    assert {r["publication_year"] for r in got if r["article_id"] == "WOS:000649402100001"} == {"2021"}
+
+
+def test_every_c1_address_of_the_real_export_has_a_country_and_city() -> None:
+    entries = [v for rec in wos.read_records(REAL) for _, v in rec.values("C1")]
+    assert len(entries) == 1243
+    parsed = [parse_c1(e) for e in entries]  # raises on any unknown country
+    assert sum(1 for a in parsed if a.city) == 1243
+
+
+def test_output_is_deterministic(tmp_path: Path) -> None:
+    a = convert("wos", [TAB_UTF8], "publications", tmp_path / "a.csv.gz")
+    b = convert("wos", [TAB_UTF8], "publications", tmp_path / "b.csv.gz")
+    assert a.rows_written == b.rows_written > 0
+    assert (tmp_path / "a.csv.gz").read_bytes() == (tmp_path / "b.csv.gz").read_bytes()
+
+
+@pytest.mark.parametrize("tab_file", [TAB_UTF8, TAB_UTF16], ids=["utf8-bom", "utf16le"])
+def test_tab_delimited_gives_the_same_rows_as_plain_text(tmp_path: Path, tab_file: Path) -> None:
+    assert wos.variant(tab_file) == "tab" and sniff(tab_file) == "wos"
+    tab = rows(_convert(tab_file, tmp_path / "tab.csv.gz"))
+    plain_ids = {r["article_id"] for r in tab}
+    plain = [r for r in rows(_convert(REAL, tmp_path / "plain.csv.gz")) if r["article_id"] in plain_ids]
+    assert len(tab) == 18
+    assert tab == plain
+
+
+def _convert(path: Path, out: Path) -> Path:
+    convert("wos", [path], "publications", out)
+    return out
+
+
+def test_faulty_records_are_quarantined_or_excluded(tmp_path: Path) -> None:
+    out = tmp_path / "p.csv.gz"
+    report = convert("wos", [FAULTS], "publications", out)
+    assert report.records_read == 12
+    assert report.excluded == Counter(
+        {"document type Review": 1, "document type Meeting Abstract": 1, "duplicate article id": 1}
+    )
+    got = {(q.line, q.field, q.reason) for q in report.quarantined}
+    assert got == {
+        (55, "PY", "unparseable year"),
+        (66, "UT", "missing article id"),
+        (87, "C1", "no address: C1 and RP empty"),
+        (105, "C1", "unknown country: Atlantis"),
+        (116, "C1", "broken encoding: undecodable bytes"),
+    }
+    written = rows(out)
+    by_id = Counter(r["article_id"] for r in written)
+    assert by_id == Counter(
+        {
+            "WOS:000900000000001": 3,  # Cambridge MA, Toronto ON, Amsterdam
+            "WOS:000900000000003": 1,  # "Article; Proceedings Paper" counts as an article
+            "WOS:000900000000004": 1,  # no PY: early-access year
+            "WOS:000900000000007": 1,  # no C1: the reprint address
+            "WOS:000900000000009": 1,  # the address with a known country survives
+        }
+    )
+    assert {r["publication_year"] for r in written if r["article_id"].endswith("04")} == {"2021"}
+    assert [r["city"] for r in written if r["article_id"].endswith("07")] == ["Oxford"]
+    assert [r["address_seq"] for r in written if r["article_id"].endswith("09")] == ["1"]
+    assert {r["document_type"] for r in written} == {"Article"}
+    quarantine = (tmp_path / "p.csv.gz.quarantine.csv").read_text().splitlines()
+    assert quarantine[0] == "file,line,field,reason,value" and len(quarantine) == 6
+
+
+def test_wrong_field_count_in_tab_export_is_quarantined(tmp_path: Path) -> None:
+    lines = TAB_UTF8.read_bytes().decode("utf-8-sig").splitlines()
+    broken = "\t".join(lines[2].split("\t")[:10])  # a row cut after 10 fields
+    src = tmp_path / "savedrecs.txt"
+    src.write_text("\n".join([lines[0], lines[1], broken, lines[3]]) + "\n", encoding="utf-8")
+    report = convert("wos", [src], "publications", tmp_path / "o.csv.gz")
+    assert [(q.line, q.field, q.reason.split(":")[0]) for q in report.quarantined] == [
+        (3, "*", "wrong field count")
+    ]
+    assert report.records_read == 3
+
+
+def test_publications_only(tmp_path: Path) -> None:
+    with pytest.raises(FormatError, match="not patents"):
+        convert("wos", [REAL], "patents", tmp_path / "o.csv.gz")
+
+
+def test_not_a_wos_file(tmp_path: Path) -> None:
+    src = tmp_path / "x.txt"
+    src.write_text("hello\tworld\n")
+    with pytest.raises(FormatError, match="line 1: not a Web of Science export"):
+        convert("wos", [src], "publications", tmp_path / "o.csv.gz")
+    assert not (tmp_path / "o.csv.gz").exists()
