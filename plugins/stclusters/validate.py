@@ -542,9 +542,15 @@ def _docs_index(gx_dir: Path) -> str | None:
     return str(found[0]) if found else None
 
 
+# Parameters that steer where and how a run works, not what it computes.
+_NOT_FINGERPRINTED = frozenset(
+    {"republish", "output_dir", "workspace_dir", "duckdb_memory_limit", "duckdb_threads"}
+)
+
+
 def params_fingerprint(params: RunParams) -> str:
-    """sha256 of the parameters that shape the data (not republish, which only steers publish)."""
-    data = {k: v for k, v in params.as_dict().items() if k != "republish"}
+    """sha256 of the parameters that shape the data: publish refuses a gate run with other ones."""
+    data = {k: v for k, v in params.as_dict().items() if k not in _NOT_FINGERPRINTED}
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
