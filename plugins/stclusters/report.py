@@ -386,54 +386,46 @@ def _rgb(t: float) -> tuple[float, float, float]:
     return tuple(int(hexa[i : i + 2], 16) / 255 for i in (1, 3, 5))  # type: ignore[return-value]
 
 
+# Regional panels under the world map, where the clusters are too dense to tell apart.
+PANELS = (
+    ("North America", (-125.0, -67.0, 23.5, 54.0)),
+    ("Europe", (-10.0, 32.0, 37.0, 59.0)),
+    ("East Asia", (100.0, 146.0, 20.0, 44.2)),
+)
+
+
 def render_map_png(
     path: Path,
     records: Sequence[Mapping[str, Any]],
     shapes: Mapping[int, MultiPolygon],
     outlines: Sequence[MultiPolygon],
     title: str,
-    labelled: int = 12,
+    labelled: int = 40,
 ) -> None:
-    from matplotlib.collections import PolyCollection
+    """The world map, then three regional panels with the clusters' names."""
+    width_in, margin, gap = 12.0, 0.12, 0.1
+    world_h = (width_in - 2 * margin) * (LAT_TOP - LAT_BOTTOM) / 360
+    panel_w = (width_in - 2 * margin - gap * (len(PANELS) - 1)) / len(PANELS)
+    panel_h = max(panel_w * (e[3] - e[2]) / (e[1] - e[0]) for _, e in PANELS)
+    title_h, label_h = 0.45, 0.28
+    height_in = title_h + world_h + label_h + panel_h + margin
 
-    fig = _figure(12, 5.6)
-    ax = fig.add_axes((0.01, 0.02, 0.98, 0.9))
-    ax.set_xlim(-180, 180)
-    ax.set_ylim(LAT_BOTTOM, LAT_TOP)
-    ax.set_aspect("equal")
-    ax.set_facecolor("#eef3f8")
-    ax.set_xticks([])
-    ax.set_yticks([])
-    for lon in range(-150, 180, 30):
-        ax.axvline(lon, color="#d7e0ea", lw=0.5, zorder=0)
-    for lat in range(-30, 84, 30):
-        ax.axhline(lat, color="#d7e0ea", lw=0.5, zorder=0)
-    land = [ring for o in outlines for poly in o for ring in poly[:1]]
-    ax.add_collection(
-        PolyCollection(land, facecolors="#dcdcd4", edgecolors="#ffffff", linewidths=0.35, zorder=1)
-    )
-    feet = [ring for r in records for poly in shapes.get(int(r["cluster_id"]), []) for ring in poly[:1]]
-    ax.add_collection(PolyCollection(feet, facecolors="#333333", edgecolors="none", zorder=2))
-    top = max((float(r["score"] or 0) for r in records), default=0.0)
-    ordered = sorted(records, key=lambda r: (-float(r["score"] or 0), r["rank"]))
-    # Circle area proportional to score; marker size is in pt^2, radius from the SVG scale (px/deg).
-    sizes = [(radius(float(r["score"] or 0), top) / SCALE * 3.4) ** 2 * 3.14 for r in ordered]
-    ax.scatter(
-        [float(r["longitude"]) for r in ordered],
-        [float(r["latitude"]) for r in ordered],
-        s=sizes,
-        c=[_rgb(patent_orientation(r)) for r in ordered],
-        alpha=0.7,
-        edgecolors="#1d1d1d",
-        linewidths=0.4,
-        zorder=3,
-    )
-    _label_clusters(ax, [r for r in records if r["rank"] <= labelled])
-    fig.text(0.01, 0.955, title, fontsize=12, weight="bold", va="center")
+    def box(x: float, y: float, w: float, h: float) -> tuple[float, float, float, float]:
+        return (x / width_in, y / height_in, w / width_in, h / height_in)
+
+    fig = _figure(width_in, height_in)
+    world = fig.add_axes(box(margin, margin + panel_h + label_h, width_in - 2 * margin, world_h))
+    _draw_map(world, (-180.0, 180.0, LAT_BOTTOM, LAT_TOP), records, shapes, outlines, labelled=10)
+    for i, (name, extent) in enumerate(PANELS):
+        ax = fig.add_axes(box(margin + i * (panel_w + gap), margin, panel_w, panel_h))
+        _draw_map(ax, extent, records, shapes, outlines, labelled=labelled)
+        ax.set_title(name, fontsize=9, loc="left", pad=3)
+    top = 1 - title_h / 2 / height_in
+    fig.text(margin / width_in, top, title, fontsize=12, weight="bold", va="center")
     fig.text(
-        0.99,
-        0.955,
-        "circle area ∝ score;  colour: articles-heavy (blue) … patents-heavy (orange)",
+        1 - margin / width_in,
+        top,
+        "circle area ∝ score;  colour: articles-heavy (blue) … patents-heavy (orange);  dark: the H3 cells",
         fontsize=8,
         ha="right",
         va="center",
@@ -442,45 +434,107 @@ def render_map_png(
     _save_png(fig, path)
 
 
-def _label_clusters(ax: Any, records: Sequence[Mapping[str, Any]]) -> None:
-    """Greedy placement: the first offset (of eight) whose box overlaps no earlier label."""
-    deg_per_char, height = 1.55, 3.6
-    offsets = [(4, 1), (-4, 1), (4, -5), (-4, -5), (4, 6), (-4, 6), (0, 8), (0, -9)]
+def _draw_map(
+    ax: Any,
+    extent: tuple[float, float, float, float],
+    records: Sequence[Mapping[str, Any]],
+    shapes: Mapping[int, MultiPolygon],
+    outlines: Sequence[MultiPolygon],
+    labelled: int,
+) -> None:
+    from matplotlib.collections import PolyCollection
+
+    west, east, south, north = extent
+    ax.set_xlim(west, east)
+    ax.set_ylim(south, north)
+    ax.set_aspect("equal")
+    ax.set_facecolor("#eef3f8")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_color("#9aa5b1")
+        spine.set_linewidth(0.6)
+    step = 30 if east - west > 90 else 10
+    for lon in range(-180 + step, 180, step):
+        ax.axvline(lon, color="#d7e0ea", lw=0.5, zorder=0)
+    for lat in range(-90 + step, 90, step):
+        ax.axhline(lat, color="#d7e0ea", lw=0.5, zorder=0)
+    land = [ring for o in outlines for poly in o for ring in poly[:1]]
+    ax.add_collection(
+        PolyCollection(land, facecolors="#dcdcd4", edgecolors="#ffffff", linewidths=0.35, zorder=1)
+    )
+    feet = [ring for r in records for poly in shapes.get(int(r["cluster_id"]), []) for ring in poly[:1]]
+    ax.add_collection(PolyCollection(feet, facecolors="#222222", edgecolors="none", zorder=3))
+    top = max((float(r["score"] or 0) for r in records), default=0.0)
+    ordered = sorted(records, key=lambda r: (-float(r["score"] or 0), r["rank"]))
+    # Marker area (pt^2) proportional to score, the same scale in every panel.
+    sizes = [(radius(float(r["score"] or 0), top) * 1.6) ** 2 for r in ordered]
+    ax.scatter(
+        [float(r["longitude"]) for r in ordered],
+        [float(r["latitude"]) for r in ordered],
+        s=sizes,
+        c=[_rgb(patent_orientation(r)) for r in ordered],
+        alpha=0.55,
+        edgecolors="#1d1d1d",
+        linewidths=0.4,
+        zorder=2,
+    )
+    inside = [
+        r
+        for r in records
+        if r["rank"] <= labelled
+        and west <= float(r["longitude"]) <= east
+        and south <= float(r["latitude"]) <= north
+    ]
+    _label_clusters(ax, inside, extent)
+
+
+def _label_clusters(
+    ax: Any, records: Sequence[Mapping[str, Any]], extent: tuple[float, float, float, float]
+) -> None:
+    """Greedy placement, best rank first: the first of eight offsets whose box is free and inside
+    the frame; a cluster with no free spot stays unlabelled (the table and the HTML map name it)."""
+    west, east, south, north = extent
+    fig = ax.get_figure()
+    box_px = ax.get_position().width * fig.get_figwidth() * fig.dpi
+    px_per_deg = box_px / (east - west)
+    fontsize = 6.5
+    char = fontsize * fig.dpi / 72 * 0.58 / px_per_deg  # average glyph width, degrees
+    height = fontsize * fig.dpi / 72 * 1.25 / px_per_deg
+    offsets = [(1, 0), (-1, 0), (1, 1), (1, -1), (-1, 1), (-1, -1), (0, 1.6), (0, -1.6)]
     placed: list[tuple[float, float, float, float]] = []
     for r in sorted(records, key=lambda r: r["rank"]):
         lon, lat = float(r["longitude"]), float(r["latitude"])
-        text = f"{r['rank']}. {r['name']}"
-        width = len(text) * deg_per_char
-        choice = None
+        text = f"{r['rank']} {r['name']}"
+        width = len(text) * char
         for dx, dy in offsets:
-            x0 = lon + dx if dx >= 0 else lon + dx - width
-            if dx == 0:
-                x0 = lon - width / 2
-            box = (x0, lat + dy - height / 2, x0 + width, lat + dy + height / 2)
-            if all(box[2] < b[0] or box[0] > b[2] or box[3] < b[1] or box[1] > b[3] for b in placed):
-                choice = (dx, dy, box)
+            gap = height * 0.6
+            x0 = lon + gap if dx > 0 else lon - gap - width if dx < 0 else lon - width / 2
+            y = lat + dy * height
+            box = (x0, y - height / 2, x0 + width, y + height / 2)
+            fits = west <= box[0] and box[2] <= east and south <= box[1] and box[3] <= north
+            free = all(box[2] < b[0] or box[0] > b[2] or box[3] < b[1] or box[1] > b[3] for b in placed)
+            if fits and free:
+                placed.append(box)
+                ax.annotate(
+                    text,
+                    xy=(lon, lat),
+                    xytext=(x0, y),
+                    fontsize=fontsize,
+                    va="center",
+                    ha="left",
+                    color="#111111",
+                    zorder=4,
+                    bbox={"boxstyle": "square,pad=0.05", "fc": "white", "ec": "none", "alpha": 0.6},
+                    arrowprops={"arrowstyle": "-", "color": "#555555", "lw": 0.4, "shrinkA": 0, "shrinkB": 0},
+                )
                 break
-        if choice is None:
-            continue  # no free spot: the table and the HTML map name it
-        dx, dy, box = choice
-        placed.append(box)
-        ax.annotate(
-            text,
-            xy=(lon, lat),
-            xytext=(box[0], lat + dy),
-            fontsize=6.5,
-            va="center",
-            ha="left",
-            color="#111111",
-            zorder=4,
-            arrowprops={"arrowstyle": "-", "color": "#555555", "lw": 0.4},
-        )
 
 
 def render_top20_png(path: Path, records: Sequence[Mapping[str, Any]], title: str) -> None:
     top = sorted(records, key=lambda r: r["rank"])[:20]
-    fig = _figure(9, 0.32 * max(len(top), 3) + 1.3)
-    ax = fig.add_axes((0.36, 0.1, 0.6, 0.8))
+    fig = _figure(8, 0.3 * max(len(top), 3) + 1.1)
+    ax = fig.add_axes((0.37, 0.09, 0.58, 0.82))
     names = [f"{r['rank']}. {r['name']} ({r['economies']})" for r in top]
     pct = [float(r["pct_share"] or 0) * 100 for r in top]
     pub = [float(r["pub_share"] or 0) * 100 for r in top]
