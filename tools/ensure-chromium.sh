@@ -7,7 +7,7 @@ set -euo pipefail
 CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
 
 if [ -x "$CHROMIUM" ] && "$CHROMIUM" --version >/dev/null 2>&1; then
-    echo "chromium present: $("$CHROMIUM" --version)"
+    echo "chromium present: $("$CHROMIUM" --version 2>/dev/null)"
     exit 0
 fi
 
@@ -26,4 +26,4 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 # fonts-dejavu-core: a font for the screenshots (the report itself names only generic families).
 $SUDO apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
-echo "chromium installed: $("$CHROMIUM" --version)"
+echo "chromium installed: $("$CHROMIUM" --version 2>/dev/null)"
