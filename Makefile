@@ -38,14 +38,16 @@ run: setup
 	$(BIN)/airflow dags test st_clusters --conf '$(CONF)'
 	@$(BIN)/python -m stclusters where --conf '$(CONF)'
 
-## test: set up, then the whole test suite (unit, DAG and end-to-end)
+## test: set up (with Debian's chromium for the browser test), then the whole test suite
 test: setup
+	bash tools/ensure-chromium.sh
 	$(BIN)/python -m pytest tests
 
 test-unit: setup
 	$(BIN)/python -m pytest tests -m "not e2e"
 
 test-e2e: setup
+	bash tools/ensure-chromium.sh
 	$(BIN)/python -m pytest tests -m e2e
 
 lint: $(BIN)/.installed

@@ -216,6 +216,7 @@ def load_database(
     inputs: list[LayerInput],
     gazetteer_files: dict[str, Path],
     landed_meta: dict[str, dict] | None = None,
+    adapter_quarantine: dict[str, Path] | None = None,
     max_quarantine_share: float = 0.01,
     memory_limit: str = "8GB",
     threads: int = 2,
@@ -262,6 +263,13 @@ def load_database(
                     )
                     log.info("%s: %d rows loaded, %d quarantined", path, loaded, quarantined)
             _check_quarantine(stats, max_quarantine_share, con)
+            for layer, qpath in sorted((adapter_quarantine or {}).items()):
+                # Records a format adapter refused before the canonical file was written.
+                con.execute(
+                    "insert into raw.quarantine select ?, file, try_cast(line as bigint), field, reason, value "
+                    "from read_csv(?, header = true, all_varchar = true)",
+                    [layer, str(qpath)],
+                )
             _load_gazetteer(con, gazetteer_files)
             con.execute("checkpoint")
         finally:

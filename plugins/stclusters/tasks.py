@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -49,11 +50,12 @@ def pull(conf: Mapping[str, Any] | None = None) -> dict:
             expected_size=spec.get("size") if isinstance(spec, dict) else None,
         )
         fmt = config.source_format(params, layer)
-        canonical = _to_canonical(fmt, layer, [f.path for f in landed], landing / "canonical")
+        canonical, conversion = _to_canonical(params, fmt, layer, [f.path for f in landed], landing / "canonical")
         record["layers"][layer] = {
             "format": fmt,
             "files": [_landed_dict(f) for f in landed],
             "canonical": [str(p) for p in canonical],
+            "conversion": conversion,
         }
         log.info("%s: landed %d file(s), %d canonical file(s)", layer, len(landed), len(canonical))
     gaz_dir = landing / "gazetteer"
@@ -77,18 +79,37 @@ def _landed_dict(f: Any) -> dict:
     }
 
 
-def _to_canonical(fmt: str, layer: str, paths: list[Path], out_dir: Path) -> list[Path]:
+def _to_canonical(
+    params: RunParams, fmt: str, layer: str, paths: list[Path], out_dir: Path
+) -> tuple[list[Path], dict | None]:
     """Canonical dumps are loaded as landed (their header is checked); other formats are converted
-    by their adapter in stclusters.formats into one canonical file per layer."""
+    by their adapter in stclusters.formats into one canonical file per layer, whose quarantined
+    records count against max_quarantine_share like the load step's own."""
     if fmt == "canonical":
         for p in paths:
             land.check_header(p, layer)
-        return paths
+        return paths, None
     from stclusters import formats
 
     out = out_dir / f"{layer}.csv.gz"
-    formats.convert(fmt, paths, layer, out)
-    return [out]
+    report = formats.convert(fmt, paths, layer, out)
+    if report.quarantine_share > params.max_quarantine_share:
+        reasons = Counter(f"{q.field}: {q.reason.split(':')[0]}" for q in report.quarantined)
+        listed = "; ".join(f"{r} ({n} records)" for r, n in reasons.most_common(5))
+        raise land.LoadError(
+            f"{', '.join(map(str, paths))}: {report.quarantine_share:.1%} of {fmt} records quarantined, above "
+            f"max_quarantine_share={params.max_quarantine_share:.1%}. Main reasons: {listed}. "
+            f"Details: {report.quarantine_path}"
+        )
+    conversion = {
+        "summary": report.summary(),
+        "records_read": report.records_read,
+        "documents_written": report.documents_written,
+        "excluded": dict(report.excluded),
+        "quarantined": len(report.quarantined),
+        "quarantine_file": str(report.quarantine_path),
+    }
+    return [out], conversion
 
 
 def load(conf: Mapping[str, Any] | None = None) -> dict:
@@ -97,11 +118,15 @@ def load(conf: Mapping[str, Any] | None = None) -> dict:
     record = json.loads((landing_dir(params) / LANDED_MANIFEST).read_text())
     files = {layer: [Path(p) for p in v["canonical"]] for layer, v in record["layers"].items()}
     meta = {f["path"]: f for v in record["layers"].values() for f in v["files"]}
+    adapter_quarantine = {
+        layer: Path(v["conversion"]["quarantine_file"]) for layer, v in record["layers"].items() if v.get("conversion")
+    }
     stats = land.load_database(
         params.duckdb_path,
         land.layer_inputs(files),
         {name: Path(v["path"]) for name, v in record["gazetteer"].items()},
         landed_meta=meta,
+        adapter_quarantine=adapter_quarantine,
         max_quarantine_share=params.max_quarantine_share,
         memory_limit=params.duckdb_memory_limit,
         threads=params.duckdb_threads,
