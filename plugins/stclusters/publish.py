@@ -106,32 +106,32 @@ def export_tables(con: duckdb.DuckDBPyConnection, dest: Path) -> dict[str, str]:
 
 
 def _inputs(params: RunParams) -> dict[str, Any]:
-    """Input files with URI, sha256, size and row counts; quarantined rows per layer; gazetteer."""
+    """Input files with URI, sha256, size and row counts; rows loaded and quarantined per layer;
+    the gazetteer files. landed.json (the pull step's record) is preferred; without it, the
+    land step's raw.landed_files table gives the files."""
     landed_path = params.workspace / "landing" / "landed.json"
     stats_path = params.workspace / "load_stats.json"
     landed = json.loads(landed_path.read_text()) if landed_path.exists() else {}
     stats = json.loads(stats_path.read_text()) if stats_path.exists() else {}
     con = duckdb.connect(str(params.duckdb_path), read_only=True)
     try:
-        quarantine = dict(con.sql("select layer, count(*) from raw.quarantine group by layer").fetchall())
+        quarantine = dict(con.execute("select layer, count(*) from raw.quarantine group by layer").fetchall())
         rows = {layer: con.execute(f"select count(*) from raw.{layer}").fetchall()[0][0] for layer in LAYERS}
+        loaded_files = con.execute(
+            "select layer, uri, sha256, size, fetched_at, rows_loaded, rows_quarantined "
+            "from raw.landed_files "
+            "order by layer, path"
+        ).fetchall()
     finally:
         con.close()
     layers = {}
-    for layer, entry in (landed.get("layers") or {}).items():
-        files = []
-        for f in entry["files"]:
-            s = stats.get(f["path"], {})
-            files.append(
-                {
-                    "uri": f["uri"],
-                    "sha256": f["sha256"],
-                    "size": f["size"],
-                    "fetched_at": f["fetched_at"],
-                    "rows_loaded": s.get("rows_loaded"),
-                    "rows_quarantined": s.get("rows_quarantined"),
-                }
-            )
+    for layer in LAYERS:
+        entry = (landed.get("layers") or {}).get(layer)
+        if entry:
+            files = [_landed_file(f, stats.get(f["path"], {})) for f in entry["files"]]
+        else:
+            keys = ("uri", "sha256", "size", "fetched_at", "rows_loaded", "rows_quarantined")
+            files = [dict(zip(keys, f[1:], strict=True)) for f in loaded_files if f[0] == layer]
         # Converted formats load a canonical file per layer; its counts are the layer's.
         canonical = [
             {"path": path, "rows_loaded": s.get("rows_loaded"), "rows_quarantined": s.get("rows_quarantined")}
@@ -139,13 +139,24 @@ def _inputs(params: RunParams) -> dict[str, Any]:
             if s.get("layer") == layer
         ]
         layers[layer] = {
-            "format": entry["format"],
+            "format": (entry or {}).get("format", "canonical"),
             "files": files,
             "canonical_files": canonical,
-            "rows_loaded": rows.get(layer, 0),
+            "rows_loaded": rows[layer],
             "rows_quarantined": quarantine.get(layer, 0),
         }
     return {"layers": layers, "gazetteer": landed.get("gazetteer", {})}
+
+
+def _landed_file(f: dict[str, Any], stats: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "uri": f["uri"],
+        "sha256": f["sha256"],
+        "size": f["size"],
+        "fetched_at": f["fetched_at"],
+        "rows_loaded": stats.get("rows_loaded"),
+        "rows_quarantined": stats.get("rows_quarantined"),
+    }
 
 
 def publish_edition(params: RunParams) -> dict:

@@ -1,0 +1,141 @@
+"""Publication: only what the gate validated, atomically, with a manifest that verify re-checks."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stclusters import config, publish, validate
+from stclusters.publish import PublishError
+
+
+def tree_hashes(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture
+def published(small_edition) -> config.RunParams:
+    params = small_edition()
+    validate.run_gate(params)
+    assert publish.publish_edition(params)["outcome"] == "published"
+    return params
+
+
+def test_manifest_records_inputs_versions_validation_and_checksums(published: config.RunParams) -> None:
+    target = published.edition_output
+    manifest = json.loads((target / "manifest.json").read_text())
+    patents = manifest["inputs"]["layers"]["patents"]
+    assert patents["rows_loaded"] == 5 and patents["rows_quarantined"] == 0
+    assert manifest["parameters"]["top_n"] == 3
+    assert manifest["code_version"]["git_commit"]
+    assert {"apache-airflow", "dbt-core", "duckdb", "great-expectations", "h3"} <= set(
+        manifest["package_versions"]
+    )
+    assert all(manifest["package_versions"][p] for p in ("dbt-core", "duckdb", "great-expectations", "h3"))
+    v = manifest["validation"]
+    assert v["passed"] is True and v["checks"]["ranking.score_is_pct_plus_pub"] == "pass"
+    assert (target / v["data_docs"]).is_file() and (target / v["summary"]).is_file()
+    assert manifest["files"]["ranking.csv"] == v["validated_files"]["ranking.csv"]
+    assert set(manifest["files"]) == {
+        str(p.relative_to(target)) for p in target.rglob("*") if p.is_file()
+    } - {"manifest.json"}
+    assert publish.verify(target) == []
+
+
+def test_rerun_leaves_the_publication_byte_for_byte(published: config.RunParams) -> None:
+    before = tree_hashes(published.edition_output)
+    assert publish.publish_edition(published)["outcome"].startswith("unchanged")
+    assert tree_hashes(published.edition_output) == before
+
+
+def test_verify_names_modified_missing_and_unlisted_files(
+    published: config.RunParams, tmp_path: Path
+) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(published.edition_output, copy)
+    with (copy / "ranking.csv").open("a") as fh:
+        fh.write("99,Atlantis\n")
+    (copy / "validation" / "summary.md").unlink()
+    (copy / "extra.txt").write_text("x")
+    problems = publish.verify(copy)
+    assert any(p.startswith("ranking.csv: MODIFIED") for p in problems)
+    assert any(p.startswith("validation/summary.md: MISSING") for p in problems)
+    assert any(p.startswith("extra.txt: UNLISTED") for p in problems)
+    assert len(problems) == 3
+
+
+def test_verify_cli_exit_codes(published: config.RunParams) -> None:
+    env = {**os.environ, "PYTHONPATH": str(config.REPO_ROOT / "plugins")}
+    cmd = [
+        sys.executable,
+        "-m",
+        "stclusters",
+        "verify",
+        "--edition",
+        "2023",
+        "--output-dir",
+        published.output_dir,
+    ]
+    ok = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    (published.edition_output / "clusters.csv").write_text("tampered\n")
+    bad = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert bad.returncode == 1 and "clusters.csv: MODIFIED" in bad.stdout
+
+
+def test_data_changed_after_the_gate_is_refused(small_edition, edition_sql) -> None:
+    params = small_edition()
+    validate.run_gate(params)
+    edition_sql(params, "update main.cluster_cells set pct_count = pct_count + 1 where rank = 1")
+    with pytest.raises(PublishError, match=r"data changed after validation .*cluster_cells\.csv"):
+        publish.publish_edition(params)
+    assert not params.edition_output.exists()
+
+
+def test_failed_or_missing_validation_is_refused(small_edition, edition_sql) -> None:
+    params = small_edition()
+    with pytest.raises(PublishError, match="no validation ran"):
+        publish.publish_edition(params)
+    edition_sql(params, "update main.ranking set score = score + 1 where rank = 3")
+    with pytest.raises(validate.GateFailed):
+        validate.run_gate(params)
+    with pytest.raises(PublishError, match=r"failed \(.*ranking\.score_is_pct_plus_pub.*nothing published"):
+        publish.publish_edition(params)
+    assert not params.edition_output.exists()
+
+
+def test_gate_with_other_parameters_is_refused(small_edition) -> None:
+    params = small_edition()
+    validate.run_gate(params)
+    other = config.resolve({**{k: v for k, v in params.as_dict().items() if v is not None}, "eps_km": 20.0})
+    with pytest.raises(PublishError, match="other parameters"):
+        publish.publish_edition(other)
+
+
+def test_different_data_needs_republish_and_archives(published: config.RunParams, edition_sql) -> None:
+    before = tree_hashes(published.edition_output)
+    for table in ("clusters", "ranking"):
+        edition_sql(published, f"update main.{table} set name = 'Tokyo' where rank = 1")
+    validate.run_gate(published)
+    with pytest.raises(PublishError, match="republish=true"):
+        publish.publish_edition(published)
+    assert tree_hashes(published.edition_output) == before
+    again = config.resolve(
+        {**{k: v for k, v in published.as_dict().items() if v is not None}, "republish": True}
+    )
+    assert publish.publish_edition(again)["outcome"].startswith("republished")
+    archived = list((published.edition_output.parent / "_archive" / "2023").iterdir())
+    assert len(archived) == 1 and tree_hashes(archived[0]) == before
+    assert "Tokyo," in (published.edition_output / "ranking.csv").read_text()
+    assert publish.verify(published.edition_output) == []
