@@ -1,0 +1,27 @@
+-- Per layer, document and cluster: the document's weight in the cluster, w_c(d) = the sum of
+-- the weights of its addresses in cluster c (a document's weights over all its addresses sum to
+-- 1, so w_c(d) is the share of its addresses lying in c). Only documents with an address in a
+-- cluster appear; links and collaboration shares are computed from here.
+with
+
+addresses as (
+
+    select * from {{ ref('int_addresses_clustered') }}
+
+),
+
+final as (
+
+    select
+        layer,
+        document_id,
+        cluster_id,
+        sum(weight) as cluster_weight,
+        count(*) as n_addresses
+    from addresses
+    where cluster_id is not null
+    group by layer, document_id, cluster_id
+
+)
+
+select * from final

@@ -1,0 +1,170 @@
+-- The fields of every counted document, each with the share of the document it gets: patents
+-- by WIPO technology field (IPC symbols through the seed ipc_technology_fields), articles by
+-- subject category. A document splits equally over its distinct fields; a document with no
+-- field that can be read gets one row with a null field (unclassified), so that the shares of
+-- every document sum to exactly 1.
+with
+
+addresses as (
+
+    select * from {{ ref('int_addresses_weighted') }}
+
+),
+
+inventors as (
+
+    select * from {{ ref('stg_patents__inventors') }}
+
+),
+
+author_addresses as (
+
+    select * from {{ ref('stg_publications__addresses') }}
+
+),
+
+concordance as (
+
+    select * from {{ ref('ipc_technology_fields') }}
+
+),
+
+documents as (
+
+    select distinct
+        layer,
+        document_id
+    from addresses
+
+),
+
+-- every IPC symbol of every row of the document (rows usually repeat the same list)
+ipc_symbols as (
+
+    select distinct
+        inventors.document_id,
+        upper(regexp_replace(unnest(string_split(inventors.ipc, ';')), '[\s-]', '', 'g')) as symbol
+    from inventors
+    inner join documents
+        on
+            documents.layer = 'patents'
+            and inventors.document_id = documents.document_id
+    where inventors.ipc is not null
+
+),
+
+-- "G06F 16/22", "G06F  16/22", "G06F-016/22" and "G06F16/22" all read as G06F, main group 16
+ipc_parts as (
+
+    select
+        document_id,
+        symbol,
+        nullif(regexp_extract(symbol, '^([A-H][0-9]{2}[A-Z])', 1), '') as ipc_subclass,
+        try_cast(nullif(regexp_extract(symbol, '^[A-H][0-9]{2}[A-Z]0*([0-9]{1,4})', 1), '') as integer)
+            as main_group
+    from ipc_symbols
+
+),
+
+-- a main-group row of the concordance (G01N 33 -> analysis of biological materials) wins over
+-- its subclass row (G01N -> measurement)
+ipc_matches as (
+
+    select
+        ipc_parts.document_id,
+        ipc_parts.symbol,
+        concordance.field_number,
+        concordance.field_name,
+        concordance.sector,
+        row_number() over (
+            partition by ipc_parts.document_id, ipc_parts.symbol
+            order by concordance.main_group_from is null, concordance.main_group_from
+        ) as match_rank
+    from ipc_parts
+    inner join concordance
+        on
+            ipc_parts.ipc_subclass = concordance.ipc_subclass
+            and (
+                concordance.main_group_from is null
+                or ipc_parts.main_group between concordance.main_group_from and concordance.main_group_to
+            )
+
+),
+
+patent_fields as (
+
+    select distinct
+        document_id,
+        field_number,
+        field_name,
+        sector
+    from ipc_matches
+    where match_rank = 1
+
+),
+
+subject_fields as (
+
+    select distinct
+        author_addresses.document_id,
+        nullif(trim(unnest(string_split(author_addresses.subject, ';'))), '') as field_name
+    from author_addresses
+    inner join documents
+        on
+            documents.layer = 'publications'
+            and author_addresses.document_id = documents.document_id
+    where author_addresses.subject is not null
+
+),
+
+fields as (
+
+    select
+        'patents' as layer,
+        document_id,
+        field_number,
+        field_name,
+        sector
+    from patent_fields
+    union all
+    select
+        'publications' as layer,
+        document_id,
+        null as field_number,
+        field_name,
+        null as sector
+    from subject_fields
+    where field_name is not null
+
+),
+
+with_unclassified as (
+
+    select
+        documents.layer,
+        documents.document_id,
+        fields.field_number,
+        fields.field_name,
+        fields.sector
+    from documents
+    left join fields
+        on
+            documents.layer = fields.layer
+            and documents.document_id = fields.document_id
+
+),
+
+final as (
+
+    select
+        layer,
+        document_id,
+        field_number,
+        field_name,
+        sector,
+        1.0 / count(*) over (partition by layer, document_id) as field_share
+    from with_unclassified
+
+)
+
+select * from final
