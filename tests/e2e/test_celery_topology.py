@@ -105,16 +105,18 @@ def _require_redis() -> None:
         )
 
 
-def _require_celery_executor() -> None:
+def _require_celery_executor(env: dict[str, str]) -> None:
     """A worker that cannot import the executor dies at start with a long traceback: say why."""
-    import celery
+    probe = "import celery, airflow.providers.celery.executors.celery_executor_utils"
+    proc = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        from importlib.metadata import version
 
-    try:
-        import airflow.providers.celery.executors.celery_executor_utils  # noqa: F401
-    except ImportError as exc:
         pytest.fail(
-            f"the CeleryExecutor cannot be imported with celery {celery.__version__} ({exc}); "
-            "pin a celery release that apache-airflow-providers-celery supports in requirements.txt",
+            f"the CeleryExecutor cannot be imported with celery {version('celery')} and "
+            f"apache-airflow-providers-celery {version('apache-airflow-providers-celery')}: "
+            f"{proc.stderr.strip().splitlines()[-1]}\n"
+            "Pin a celery release that the provider supports in requirements.txt (docs/deployment.md).",
             pytrace=False,
         )
 
@@ -405,7 +407,7 @@ def test_edition_runs_on_celery_workers(topology: Topology, tmp_path: Path) -> N
         json.dumps({"admin": password})
     )
 
-    _require_celery_executor()
+    _require_celery_executor(topology.env)
     topology.run("db-migrate", "db", "migrate")
     start_components(topology)
 
