@@ -414,6 +414,7 @@ def run_gate(params: RunParams) -> dict:
     docs_index = _docs_index(run_dir / "gx")
     summary = _summary(params, run_id, results, docs_index, run_dir)
     summary["validated_files"] = validated_files
+    summary["data_docs_pages"] = _docs_pages(docs_index)
     summary["stability"] = stability_note
     write_summaries(run_dir, summary)
     _write_json_atomic(params.workspace / "validation" / "latest.json", summary)
@@ -548,6 +549,15 @@ _NOT_FINGERPRINTED = frozenset(
 )
 
 
+def _docs_pages(docs_index: str | None) -> list[str]:
+    """Validation pages relative to the Data Docs index. The index lists them with JavaScript
+    loaded from a CDN, so offline (air-gapped auditors) the summary's list is the way in."""
+    if not docs_index:
+        return []
+    root = Path(docs_index).parent
+    return sorted(str(p.relative_to(root)) for p in (root / "validations").rglob("*.html"))
+
+
 def params_fingerprint(params: RunParams) -> str:
     """sha256 of the parameters that shape the data: publish refuses a gate run with other ones."""
     data = {k: v for k, v in params.as_dict().items() if k not in _NOT_FINGERPRINTED}
@@ -617,6 +627,7 @@ def _markdown(summary: dict) -> str:
         f"{len(summary['warnings'])} warnings.",
         "",
         f"- Data Docs: {summary['data_docs']}",
+        *(f"  - data_docs/{page}" for page in summary.get("data_docs_pages", [])),
         f"- Stability: {summary.get('stability', 'n/a')}",
         "",
     ]
