@@ -24,7 +24,7 @@
 {%- set legal_forms = [
     'co', 'corp', 'corporation', 'company', 'inc', 'incorporated', 'ltd', 'limited', 'llc', 'llp',
     'lp', 'plc', 'gmbh', 'mbh', 'ag', 'kg', 'kgaa', 'se', 'ev', 'sa', 'sas', 'sarl', 'spa', 'srl',
-    'sl', 'bv', 'nv', 'ab', 'oy', 'oyj', 'a s', 'asa', 'kk', 'kabushiki kaisha', 'pty', 'pvt', 'private', 'cie',
+    'sl', 'bv', 'nv', 'ab', 'oy', 'oyj', 'a s', 'as', 'asa', 'kk', 'kabushiki kaisha', 'pty', 'pvt', 'private', 'cie',
 ] -%}
 {%- set ns = namespace(sql="lower(strip_accents(" ~ expr ~ "))") -%}
 {%- set ns.sql = "regexp_replace(" ~ ns.sql ~ ", '&', ' and ', 'g')" -%}
