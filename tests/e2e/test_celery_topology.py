@@ -51,8 +51,10 @@ WORKERS = ("w1", "w2")
 
 PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
-# A Redis database of its own (0 is the usual default of other tools); flushed at start and end.
-REDIS_DB = 11
+# Redis databases reserved for this test (0 is every tool's default); a run claims a free one with
+# a lock key, so two runs on one machine never share a broker, then flushes it at start and end.
+REDIS_DBS = range(11, 16)
+REDIS_LOCK = "stclusters:e2e:owner"
 
 PG_START = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
 REDIS_START = (
@@ -143,10 +145,17 @@ def broker_db() -> Iterator[int]:
     import redis
 
     _require_redis()
-    client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=REDIS_DB)
+    token = secrets.token_hex(8)
+    for db in REDIS_DBS:
+        client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=db)
+        if client.set(REDIS_LOCK, token, nx=True, ex=RUN_TIMEOUT_S * 3):
+            break
+    else:
+        pytest.fail(f"Redis databases {list(REDIS_DBS)} are all claimed by other runs ({REDIS_LOCK})")
     client.flushdb()
+    client.set(REDIS_LOCK, token, ex=RUN_TIMEOUT_S * 3)
     try:
-        yield REDIS_DB
+        yield db
     finally:
         client.flushdb()
 
