@@ -39,7 +39,8 @@ staged as (
         document_id,
         address_seq,
         publication_year,
-        publication_year between {{ var('patents_first_year') }} and {{ var('patents_last_year') }} as in_window
+        publication_year
+        between {{ var('patents_first_year') }} and {{ var('patents_last_year') }} as in_window
     from inventors
     union all
     select
@@ -124,12 +125,13 @@ final as (
         document_stats.documents_landed,
         counted.documents_counted,
         counted.weight_counted,
-        abs(counted.weight_counted - counted.documents_counted) as conservation_error,
         document_stats.documents_out_of_window,
-        document_stats.documents_out_of_window / greatest(document_stats.documents_landed, 1) as out_of_window_share,
         document_stats.documents_duplicated,
         located_weight.weight_located,
         cell_weight.weight_in_cells,
+        abs(counted.weight_counted - counted.documents_counted) as conservation_error,
+        document_stats.documents_out_of_window
+        / greatest(document_stats.documents_landed, 1) as out_of_window_share,
         abs(cell_weight.weight_in_cells - located_weight.weight_located) as cells_conservation_error
     from document_stats
     inner join counted on document_stats.layer = counted.layer
