@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 
 from stclusters import config, publish, tasks
 
@@ -20,7 +21,7 @@ def _where(conf: dict) -> int:
     print(f"  manifest:    {out / 'manifest.json'}")
     if latest.exists():
         summary = json.loads(latest.read_text())
-        run_dir = latest.parent / summary["run_id"]
+        run_dir = Path(summary["run_dir"])
         state = "passed" if summary["passed"] else "FAILED"
         print(f"  validation:  {run_dir / 'summary.md'} ({state})")
         print(f"  data docs:   {summary.get('data_docs')}")

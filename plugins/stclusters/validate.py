@@ -44,9 +44,7 @@ CRITICAL = "critical"
 WARNING = "warning"
 SUITE_VERSION = "2"
 
-# Defaults of the gate's own settings until config.RunParams carries them (read with getattr).
-DEFAULT_MAJOR_COUNTRY_MIN_SHARE = 0.05
-DEFAULT_STABILITY_MAX_RANK_MOVE = 10
+# The stability warning looks at the previous edition's top clusters.
 STABILITY_TOP = 10
 # Floating-point slack of identities that hold exactly in real arithmetic.
 TOLERANCE = 1e-6
@@ -175,7 +173,7 @@ select
 
 def read_frames(con: duckdb.DuckDBPyConnection, params: RunParams) -> dict[str, pd.DataFrame]:
     """The small frames the gate validates (summaries and marts), read from the edition's DuckDB."""
-    major = float(getattr(params, "major_country_min_share", DEFAULT_MAJOR_COUNTRY_MIN_SHARE))
+    major = params.major_country_min_share
     ranking = con.execute(RANKING_SQL).df()
     # score = pct_share + pub_share, up to float rounding, as a column GX can bound
     ranking["score_error"] = (ranking["score"] - ranking["pct_share"] - ranking["pub_share"]).abs()
@@ -212,8 +210,7 @@ def previous_ranking_path(params: RunParams) -> Path:
 
 
 def iso_country_codes() -> list[str]:
-    codes = getattr(countries, "iso_codes", None)
-    found = codes() if callable(codes) else countries._tables()[0]  # no public list of codes yet
+    found = countries.iso_codes()
     return sorted(found)
 
 
@@ -373,7 +370,7 @@ def _ranking_checks(params: RunParams, frames: dict[str, pd.DataFrame]) -> list[
 def _stability_checks(params: RunParams) -> list[Check]:
     import great_expectations.expectations as gxe
 
-    move = int(getattr(params, "stability_max_rank_move", DEFAULT_STABILITY_MAX_RANK_MOVE))
+    move = params.stability_max_rank_move
     return [
         Check(
             "stability.top10_still_ranked",
