@@ -20,7 +20,7 @@ def dag():
 
     bag = DagBag(dag_folder=str(DAGS))
     assert bag.import_errors == {}
-    return bag.get_dag("st_clusters")
+    return bag.dags["st_clusters"]  # get_dag() would query the metadata database
 
 
 def test_dag_imports_with_its_tasks_in_order(dag) -> None:
@@ -58,3 +58,13 @@ def test_dag_file_imports_nothing_of_ours_at_parse_time() -> None:
     text = (DAGS / "st_clusters.py").read_text()
     top = [line for line in text.splitlines() if line.startswith(("import ", "from "))]
     assert not [line for line in top if "stclusters" in line]
+
+
+def test_duckdb_tasks_go_to_the_configured_pool_and_pull_stays_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    import runpy
+
+    monkeypatch.setenv("STCLUSTERS_AIRFLOW_POOL", "stclusters_duckdb")
+    dag = runpy.run_path(str(DAGS / "st_clusters.py"))["st_clusters"]()
+    pools = {t.task_id: t.pool for t in dag.tasks}
+    assert {pools[t] for t in ("load", "build", "validate", "publish")} == {"stclusters_duckdb"}
+    assert pools["pull"] == pools["edition"] == "default_pool"  # network-bound / trivial
