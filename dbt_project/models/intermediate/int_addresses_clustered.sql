@@ -52,9 +52,9 @@ final as (
         addresses.publication_year,
         addresses.weight,
         placed.cluster_id,
+        addresses.organization,
         -- the gazetteer's country where the address was placed (Hong Kong filed under CN is HK)
-        coalesce(placed.place_country, addresses.country) as country,
-        addresses.organization
+        coalesce(placed.place_country, addresses.country) as country
     from addresses
     left join placed on addresses.address_key = placed.address_key
 

@@ -1,3 +1,5 @@
+-- sqlfluff:max_parse_depth:2000
+-- (normalize_organization() nests some 25 function calls, deeper than sqlfluff parses by default)
 -- Applicants (patents) and organizations (articles) per cluster, by fractional count. An address
 -- listing several organizations separated by ';' splits its weight equally over them. Spellings
 -- are counted together under normalize_organization(); each key is shown under its most
@@ -10,6 +12,18 @@ addresses as (
 
 ),
 
+listed as (
+
+    select
+        layer,
+        cluster_id,
+        weight,
+        string_split(organization, ';') as organizations
+    from addresses
+    where organization is not null
+
+),
+
 split as (
 
     select
@@ -17,15 +31,14 @@ split as (
         cluster_id,
         weight / len(organizations) as weight,
         trim(unnest(organizations)) as organization
-    from (
-        select
-            layer,
-            cluster_id,
-            weight,
-            string_split(organization, ';') as organizations
-        from addresses
-        where organization is not null
-    )
+    from listed
+
+),
+
+distinct_spellings as (
+
+    select distinct organization
+    from split
 
 ),
 
@@ -35,7 +48,7 @@ spellings as (
     select
         organization,
         {{ normalize_organization('organization') }} as organization_key
-    from (select distinct organization from split)
+    from distinct_spellings
 
 ),
 
@@ -72,7 +85,7 @@ display_names as (
         organization_key,
         organization as display_name,
         row_number() over (
-            partition by layer, organization_key order by weight desc, organization
+            partition by layer, organization_key order by weight desc, organization asc
         ) as spelling_rank
     from spelling_counts
 

@@ -82,9 +82,13 @@ field_items as (
     select
         document_clusters.cluster_id,
         document_clusters.layer,
-        case when document_clusters.layer = 'patents' then 'technology_field' else 'science_field' end as facet,
+        case
+            when document_clusters.layer = 'patents' then 'technology_field' else 'science_field'
+        end as facet,
         document_fields.field_name as item,
-        coalesce(cast(document_fields.field_number as varchar), lower(document_fields.field_name)) as item_key,
+        coalesce(
+            cast(document_fields.field_number as varchar), lower(document_fields.field_name)
+        ) as item_key,
         sum(document_clusters.cluster_weight * document_fields.field_share) as item_count,
         false as keep_all
     from document_clusters
@@ -174,10 +178,10 @@ ranked as (
                 case
                     when items.facet = 'collaboration'
                         then list_position(['local', 'domestic', 'international'], items.item_key)
-                end,
+                end asc,
                 items.item_count desc,
-                items.item,
-                items.item_key
+                items.item asc,
+                items.item_key asc
         ) as item_rank
     from items
 
