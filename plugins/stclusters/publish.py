@@ -21,7 +21,7 @@ from typing import Any
 
 import duckdb
 
-from stclusters import validate
+from stclusters import diff, profiles, report, validate
 from stclusters.config import REPO_ROOT, RunParams
 from stclusters.schema import LAYERS
 
@@ -177,6 +177,13 @@ def publish_edition(params: RunParams) -> dict:
             con.close()
         _check_same_as_validated(params, exported, summary)
         validate.copy_reports(summary, staging / "validation")
+        inputs = _inputs(params)
+        provenance = {"inputs": inputs, "code_version": code_version(), "package_versions": package_versions()}
+        # Derived outputs, written before the checksums so the manifest covers them: the
+        # comparison with the previous edition, the profiles, then the report that shows both.
+        diff.write_edition_diff(params, staging)
+        profiles.write_outputs(params, staging)
+        report.write_outputs(params, staging, summary, provenance)
         published_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         files = {
             str(p.relative_to(staging)): sha256_file(p) for p in sorted(staging.rglob("*")) if p.is_file()
@@ -186,9 +193,7 @@ def publish_edition(params: RunParams) -> dict:
             "published_at": published_at,
             "parameters": params.as_dict(),
             "windows": {"patents": params.patents_window, "publications": params.publications_window},
-            "inputs": _inputs(params),
-            "code_version": code_version(),
-            "package_versions": package_versions(),
+            **provenance,
             "validation": _validation_record(summary),
             "files": files,
         }
