@@ -1,0 +1,518 @@
+"""World-scale benchmark of the pipeline (``make bench``; results in docs/performance.md).
+
+Per scale: generate a world (stclusters.worldgen) under /tmp/bench unless already there, time the
+read-once floor (one DuckDB count over read_csv of both dumps, every column parsed), then run
+each pipeline stage (tasks.pull, load, build, validate_gate, publish_edition) in its own child
+process, recording wall time and peak memory of the child's whole process tree (dbt runs as a
+grandchild of the build stage). Writes bench/results/scale-<s>.json, regenerates the results
+table in docs/performance.md, and prints one JSON line per scale:
+{"scale", "end_to_end_s", "floor_s", "floor_multiple", "peak_rss_mb", ...}.
+
+``--sklearn`` adds the comparison of stclusters.cluster.dbscan_cells with scikit-learn's DBSCAN
+on the same weighted points, read from the scale's edition database.
+
+Usage:
+    PYTHONPATH=plugins .venv/bin/python bench/run.py --scale 0.01 --scale 0.1
+    PYTHONPATH=plugins .venv/bin/python bench/run.py --scale 0.1 --sklearn
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import platform
+import re
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS_DIR = REPO / "bench" / "results"
+PERFORMANCE_DOC = REPO / "docs" / "performance.md"
+TABLE_BEGIN = "<!-- bench:results:begin (written by bench/run.py) -->"
+TABLE_END = "<!-- bench:results:end -->"
+LAYERS = ("patents", "publications")
+GENERATION_KEYS = ("seconds", "wall_s", "rows", "documents", "bytes", "reused")
+DATA_ROOT = "/tmp/bench"
+STAGES = ("pull", "load", "build", "validate_gate", "publish_edition")
+EDITION = 2023
+POLL_S = 0.2
+MB = 1024 * 1024
+
+log = logging.getLogger("bench")
+
+
+@dataclass
+class Measured:
+    """One child process tree: wall time, peak of the tree's summed RSS, exit code."""
+
+    wall_s: float
+    peak_rss_mb: float
+    returncode: int
+    killed_for: str | None = None
+
+
+def run_measured(
+    args: list[str],
+    env: dict[str, str],
+    timeout_s: float | None = None,
+    rss_limit_mb: float | None = None,
+    log_file=None,
+) -> Measured:
+    """Run a command, polling the RSS summed over its process tree; kill the tree past a limit.
+
+    Polling can miss a spike shorter than POLL_S, so the kernel's own figure for the largest
+    single process (ru_maxrss of the reaped tree, via wait4) is a lower bound taken as well.
+    """
+    started = time.monotonic()
+    stderr = subprocess.STDOUT if log_file else None
+    proc = subprocess.Popen(args, env=env, cwd=REPO, stdout=log_file, stderr=stderr)
+    root = psutil.Process(proc.pid)
+    peak = 0.0
+    killed_for = None
+    while True:
+        try:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        except ChildProcessError:
+            break
+        if pid:
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            peak = max(peak, usage.ru_maxrss / 1024)  # KiB on Linux
+            break
+        peak = max(peak, _tree_rss_mb(root))
+        elapsed = time.monotonic() - started
+        if killed_for is None and timeout_s and elapsed > timeout_s:
+            killed_for = f"timeout after {timeout_s:.0f}s"
+        if killed_for is None and rss_limit_mb and peak > rss_limit_mb:
+            killed_for = f"memory above {rss_limit_mb:.0f} MB"
+        if killed_for:
+            _kill_tree(root)
+        time.sleep(POLL_S)
+    return Measured(round(time.monotonic() - started, 2), round(peak, 1), proc.returncode, killed_for)
+
+
+def _tree_rss_mb(root: psutil.Process) -> float:
+    total = 0
+    try:
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    for p in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            total += p.memory_info().rss
+    return total / MB
+
+
+def _kill_tree(root: psutil.Process) -> None:
+    try:
+        procs = [*root.children(recursive=True), root]
+    except psutil.NoSuchProcess:
+        return
+    for p in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.kill()
+
+
+# --- the parts of one scale ------------------------------------------------------------------
+
+
+def scale_name(scale: float) -> str:
+    return f"{scale:g}"
+
+
+def python_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "plugins"), env.get("PYTHONPATH", "")) if p)
+    env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    env.setdefault("DO_NOT_TRACK", "1")
+    return env
+
+
+def generate(scale: float, data_root: Path, threads: int) -> dict:
+    out = data_root / "data" / f"scale-{scale_name(scale)}"
+    world_json = out / "world.json"
+    if world_json.exists():
+        log.info("scale %s: reusing generated world in %s", scale_name(scale), out)
+        world = json.loads(world_json.read_text())
+        world["reused"] = True
+        return world
+    cmd = [
+        sys.executable, "-m", "stclusters.worldgen", "--scale", str(scale), "--out", str(out),
+        "--gazetteer-dir", str(data_root / "gazetteer"), "--threads", str(threads),
+    ]  # fmt: skip
+    m = run_measured(cmd, python_env())
+    if m.returncode != 0:
+        raise SystemExit(f"worldgen failed for scale {scale} (exit {m.returncode})")
+    world = json.loads(world_json.read_text())
+    world.update(reused=False, wall_s=m.wall_s, peak_rss_mb=m.peak_rss_mb)
+    return world
+
+
+FLOOR_SCRIPT = r"""
+import json, sys, duckdb
+from stclusters.schema import COLUMNS
+files, memory_limit, threads = json.loads(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+con = duckdb.connect(config={"memory_limit": memory_limit, "threads": threads})
+con.execute("set enable_progress_bar = false")
+rows = {}
+for layer, path in files.items():
+    cols = COLUMNS[layer]
+    spec = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in cols) + "}"
+    # count(col) of every column: projection pushdown would otherwise skip parsing them
+    counts = ", ".join(f"count({c})" for c in cols)
+    rows[layer] = con.execute(
+        f"select count(*), {counts} from read_csv('{path}', header = true, auto_detect = false, "
+        f"columns = {spec})"
+    ).fetchone()[0]
+print(json.dumps(rows))
+"""
+
+
+def measure_floor(files: dict[str, str], memory_limit: str, threads: int, out_json: Path) -> dict:
+    cmd = [sys.executable, "-c", FLOOR_SCRIPT, json.dumps(files), memory_limit, str(threads)]
+    with out_json.open("w") as fh:
+        env = python_env()
+        started = time.monotonic()
+        proc = subprocess.Popen(cmd, env=env, stdout=fh)
+        root = psutil.Process(proc.pid)
+        peak = 0.0
+        while proc.poll() is None:
+            peak = max(peak, _tree_rss_mb(root))
+            time.sleep(POLL_S)
+        wall = round(time.monotonic() - started, 2)
+    if proc.returncode != 0:
+        raise SystemExit(f"floor query failed (exit {proc.returncode})")
+    rows = json.loads(out_json.read_text().strip().splitlines()[-1])
+    return {"wall_s": wall, "peak_rss_mb": round(peak, 1), "rows": rows}
+
+
+STAGE_SCRIPT = r"""
+import json, logging, sys
+from stclusters import tasks
+logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+print(json.dumps(getattr(tasks, sys.argv[1])(json.loads(sys.argv[2])), default=str))
+"""
+
+
+def bench_conf(scale: float, data_root: Path, files: dict[str, str], memory_limit: str, threads: int) -> dict:
+    """Run conf of a benchmark edition: thresholds scaled with the world, paths under data_root."""
+    from stclusters.config import RunParams
+
+    name = scale_name(scale)
+    return {
+        "edition": EDITION,
+        "patents_uri": files["patents"],
+        "publications_uri": files["publications"],
+        "min_patents": RunParams.min_patents * scale,
+        "min_publications": RunParams.min_publications * scale,
+        "workspace_dir": str(data_root / "ws" / f"scale-{name}"),
+        "output_dir": str(data_root / "out" / f"scale-{name}"),
+        "republish": True,
+        "duckdb_memory_limit": memory_limit,
+        "duckdb_threads": threads,
+    }
+
+
+def run_stages(conf: dict, log_dir: Path) -> dict[str, dict]:
+    stages: dict[str, dict] = {}
+    for stage in STAGES:
+        log.info("stage %s ...", stage)
+        log_path = log_dir / f"{stage}.log"
+        with log_path.open("w") as fh:
+            cmd = [sys.executable, "-c", STAGE_SCRIPT, stage, json.dumps(conf)]
+            m = run_measured(cmd, python_env(), log_file=fh)
+        stages[stage] = {"wall_s": m.wall_s, "peak_rss_mb": m.peak_rss_mb, "returncode": m.returncode}
+        log.info("stage %s: %.1fs, peak %.0f MB, exit %d", stage, m.wall_s, m.peak_rss_mb, m.returncode)
+        if m.returncode != 0:
+            tail = log_path.read_text(errors="replace").splitlines()[-15:]
+            stages[stage]["error_tail"] = tail
+            log.error("stage %s failed; log %s:\n%s", stage, log_path, "\n".join(tail))
+            break
+    return stages
+
+
+def model_timings(workspace: Path) -> list[dict]:
+    """dbt's per-node execution times of the build, slowest first."""
+    path = workspace / "dbt" / "target" / "run_results.json"
+    if not path.exists():
+        return []
+    results = json.loads(path.read_text())["results"]
+    rows = [
+        {
+            "node": r["unique_id"].split(".", 2)[-1],
+            "kind": r["unique_id"].split(".")[0],
+            "seconds": round(r.get("execution_time") or 0.0, 2),
+            "status": r.get("status"),
+        }
+        for r in results
+    ]
+    return sorted(rows, key=lambda r: -r["seconds"])
+
+
+def edition_counts(db_path: Path) -> dict:
+    """Sizes that explain the costs: rows, documents, distinct addresses, occupied cells per layer."""
+    import duckdb
+
+    if not db_path.exists():
+        return {}
+    con = duckdb.connect(str(db_path), read_only=True)
+    try:
+
+        def one(sql: str) -> list:
+            try:
+                return con.execute(sql).fetchall()
+            except duckdb.Error as exc:
+                log.warning("count query failed: %s", exc)
+                return []
+
+        out: dict = {}
+        for layer, doc in (("patents", "application_id"), ("publications", "article_id")):
+            r = one(f"select count(*), count(distinct {doc}) from raw.{layer}")
+            if r:
+                out[layer] = {"rows": r[0][0], "documents": r[0][1]}
+        for layer, n in one("select layer, count(*) from int_cells_weighted group by layer"):
+            out.setdefault(layer, {})["occupied_cells"] = n
+        for (n,) in one("select count(*) from int_addresses_geocoded"):
+            out["distinct_addresses"] = n
+        for layer, n in one(
+            "select layer, count(*) from int_cells_clustered where layer_cluster_id >= 0 group by layer"
+        ):
+            out.setdefault(layer, {})["clustered_cells"] = n
+        for (n,) in one("select count(*) from ranking"):
+            out["ranked_clusters"] = n
+        return out
+    finally:
+        con.close()
+
+
+# --- the scikit-learn comparison -----------------------------------------------------------
+
+
+def sklearn_compare(scale: float, data_root: Path, conf: dict, timeout_s: float, rss_limit_mb: float) -> dict:
+    """Run bench/sklearn_compare.py per layer in a child process with the time and memory limits."""
+    from stclusters import config
+
+    params = config.resolve(conf)
+    out: dict = {}
+    for layer, min_weight in (("patents", params.min_patents), ("publications", params.min_publications)):
+        result_path = data_root / "ws" / f"scale-{scale_name(scale)}" / f"sklearn-{layer}.json"
+        result_path.unlink(missing_ok=True)
+        cmd = [
+            sys.executable, str(REPO / "bench" / "sklearn_compare.py"), "--db", str(params.duckdb_path),
+            "--layer", layer, "--eps-km", str(params.eps_km), "--min-weight", str(min_weight),
+            "--h3-resolution", str(params.h3_resolution), "--out", str(result_path),
+        ]  # fmt: skip
+        m = run_measured(cmd, python_env(), timeout_s=timeout_s, rss_limit_mb=rss_limit_mb)
+        entry = json.loads(result_path.read_text()) if result_path.exists() and m.returncode == 0 else {}
+        entry.update(
+            wall_s=m.wall_s, peak_rss_mb=m.peak_rss_mb, returncode=m.returncode, killed_for=m.killed_for
+        )
+        out[layer] = entry
+        log.info("sklearn %s: %s", layer, json.dumps(entry))
+    return out
+
+
+# --- one scale, the table ------------------------------------------------------------------
+
+
+def bench_scale(args: argparse.Namespace, scale: float) -> dict:
+    data_root: Path = args.data_root
+    name = scale_name(scale)
+    world = generate(scale, data_root, args.threads)
+    files = world["files"]
+    conf = bench_conf(scale, data_root, files, args.memory_limit, args.threads)
+    log_dir = data_root / "logs" / f"scale-{name}"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log.info("scale %s: floor ...", name)
+    floor = measure_floor(files, args.memory_limit, args.threads, log_dir / "floor.json")
+    log.info("scale %s: floor %.1fs (%s)", name, floor["wall_s"], floor["rows"])
+    stages = run_stages(conf, log_dir)
+    ok = all(s["returncode"] == 0 for s in stages.values()) and len(stages) == len(STAGES)
+    end_to_end = round(sum(s["wall_s"] for s in stages.values()), 2)
+    from stclusters import config
+
+    params = config.resolve(conf)
+    timings = model_timings(params.workspace)
+    clustering_s = sum(t["seconds"] for t in timings if t["node"] == "int_cells_clustered")
+    result = {
+        "scale": scale,
+        "ok": ok,
+        "end_to_end_s": end_to_end,
+        "floor_s": floor["wall_s"],
+        "floor_multiple": round(end_to_end / floor["wall_s"], 2) if floor["wall_s"] else None,
+        "peak_rss_mb": max(s["peak_rss_mb"] for s in stages.values()),
+        "clustering_s": round(clustering_s, 2),
+        "stages": stages,
+        "floor": floor,
+        "generation": {k: world.get(k) for k in GENERATION_KEYS},
+        "counts": edition_counts(params.duckdb_path),
+        "slowest_dbt_nodes": timings[:15],
+        "conf": conf,
+        "machine": machine(),
+        "command": args.command_line,
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    if args.sklearn and ok:
+        result["sklearn"] = sklearn_compare(scale, data_root, conf, args.sklearn_timeout, args.sklearn_rss_mb)
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    (RESULTS_DIR / f"scale-{name}.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    return result
+
+
+def sklearn_only(args: argparse.Namespace, scale: float) -> dict:
+    """Add the scikit-learn comparison to an earlier result of the scale (its database must exist)."""
+    path = RESULTS_DIR / f"scale-{scale_name(scale)}.json"
+    if not path.exists():
+        raise SystemExit(f"{path}: no earlier result for scale {scale_name(scale)}; run the scale first")
+    result = json.loads(path.read_text())
+    result["sklearn"] = sklearn_compare(
+        scale, args.data_root, result["conf"], args.sklearn_timeout, args.sklearn_rss_mb
+    )
+    result["sklearn_command"] = args.command_line
+    path.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    return result
+
+
+def machine() -> dict:
+    return {
+        "cpus": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 1024**3, 1),
+        "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
+        "python": platform.python_version(),
+    }
+
+
+def results_table(results: list[dict]) -> str:
+    """Markdown of all recorded scales (bench/results/scale-*.json)."""
+    lines = [
+        "| scale | rows (patents / publications) | occupied cells (pat / pub) | floor s | "
+        + " | ".join(f"{s} s / MB" for s in STAGES)
+        + " | end-to-end s | × floor | peak MB | clustering s | load avg |",
+        "|---" * (9 + len(STAGES)) + "|",
+    ]
+    for r in sorted(results, key=lambda r: r["scale"]):
+        c = r.get("counts", {})
+        rows = " / ".join(f"{c.get(layer, {}).get('rows', 0):,}" for layer in LAYERS)
+        cells = " / ".join(f"{c.get(layer, {}).get('occupied_cells', 0):,}" for layer in LAYERS)
+        stage_cells = [
+            f"{r['stages'][s]['wall_s']:.1f} / {r['stages'][s]['peak_rss_mb']:,.0f}"
+            + ("" if r["stages"][s]["returncode"] == 0 else " FAILED")
+            if s in r["stages"]
+            else "—"
+            for s in STAGES
+        ]
+        lines.append(
+            f"| {r['scale']:g} | {rows} | {cells} | {r['floor_s']:.1f} | "
+            + " | ".join(stage_cells)
+            + f" | {r['end_to_end_s']:.1f} | {r['floor_multiple']} | {r['peak_rss_mb']:,.0f} | "
+            f"{r['clustering_s']:.1f} | {r['machine']['load_avg_1m_at_end']} |"
+        )
+    commands = sorted({r["command"] for r in results})
+    lines += ["", "Produced by: " + "; ".join(f"`{c}`" for c in commands)]
+    sk = [r for r in results if r.get("sklearn")]
+    if sk:
+        lines += [
+            "",
+            "| scale | layer | points | sklearn s | sklearn peak MB | dbscan_cells s | cells "
+            "| time ratio | agreement |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in sorted(sk, key=lambda r: r["scale"]):
+            for layer, e in r["sklearn"].items():
+                if e.get("killed_for") or e.get("returncode"):
+                    lines.append(
+                        f"| {r['scale']:g} | {layer} | {e.get('points', '?')} | did not finish "
+                        f"({e.get('killed_for') or 'exit ' + str(e.get('returncode'))}) | "
+                        f"{e['peak_rss_mb']:,.0f} | | | | |"
+                    )
+                    continue
+                lines.append(
+                    f"| {r['scale']:g} | {layer} | {e['points']:,} | {e['sklearn_s']:.2f} "
+                    f"| {e['peak_rss_mb']:,.0f} | {e['dbscan_cells_s']:.2f} | {e['cells']:,} "
+                    f"| {e['time_ratio']:.1f} | {e['agreement']:.4f} |"
+                )
+    return "\n".join(lines)
+
+
+def write_table_into_doc() -> None:
+    results = [json.loads(p.read_text()) for p in sorted(RESULTS_DIR.glob("scale-*.json"))]
+    if not results:
+        return
+    table = results_table(results)
+    (RESULTS_DIR / "results.md").write_text(table + "\n")
+    if not PERFORMANCE_DOC.exists():
+        return
+    text = PERFORMANCE_DOC.read_text()
+    pattern = re.compile(re.escape(TABLE_BEGIN) + ".*?" + re.escape(TABLE_END), re.S)
+    if not pattern.search(text):
+        log.warning("%s: no results markers; table only in bench/results/results.md", PERFORMANCE_DOC)
+        return
+    PERFORMANCE_DOC.write_text(pattern.sub(lambda _: f"{TABLE_BEGIN}\n{table}\n{TABLE_END}", text))
+
+
+def summary_line(r: dict) -> dict:
+    keys = ("scale", "ok", "end_to_end_s", "floor_s", "floor_multiple", "peak_rss_mb", "clustering_s")
+    line = {k: r[k] for k in keys}
+    line["stages_s"] = {s: v["wall_s"] for s, v in r["stages"].items()}
+    line["occupied_cells"] = {k: r["counts"].get(k, {}).get("occupied_cells") for k in LAYERS}
+    if r.get("sklearn"):
+        line["sklearn"] = {k: {kk: v.get(kk) for kk in ("time_ratio", "agreement", "killed_for")}
+                           for k, v in r["sklearn"].items()}  # fmt: skip
+    return line
+
+
+def parse_scales(values: list[str]) -> list[float]:
+    scales: list[float] = []
+    for v in values:
+        for part in re.split(r"[,\s]+", v.strip()):
+            if part:
+                scales.append(float(part))
+    return scales or [0.01, 0.1, 1.0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--scale", action="append", default=[], help="scale(s); default 0.01, 0.1 and 1")
+    parser.add_argument(
+        "--data-root", type=Path, default=Path(os.environ.get("STCLUSTERS_BENCH_DIR", DATA_ROOT))
+    )
+    parser.add_argument("--memory-limit", default=None, help="duckdb_memory_limit (default: config's)")
+    parser.add_argument("--threads", type=int, default=None, help="duckdb_threads (default: config's)")
+    parser.add_argument("--sklearn", action="store_true", help="also compare with scikit-learn's DBSCAN")
+    parser.add_argument("--sklearn-timeout", type=float, default=600.0)
+    parser.add_argument("--sklearn-rss-mb", type=float, default=16 * 1024.0)
+    parser.add_argument("--table-only", action="store_true", help="only rewrite the table from bench/results")
+    parser.add_argument(
+        "--sklearn-only",
+        action="store_true",
+        help="only the scikit-learn comparison, on the database of an earlier run of the scale",
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from stclusters.config import RunParams
+
+    args.memory_limit = args.memory_limit or RunParams.duckdb_memory_limit
+    args.threads = args.threads or RunParams.duckdb_threads
+    args.command_line = "python bench/run.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    if args.table_only:
+        write_table_into_doc()
+        return 0
+    failed = False
+    for scale in parse_scales(args.scale):
+        result = sklearn_only(args, scale) if args.sklearn_only else bench_scale(args, scale)
+        write_table_into_doc()
+        failed |= not result["ok"]
+        print(json.dumps(summary_line(result), sort_keys=True), flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
