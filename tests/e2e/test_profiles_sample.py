@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import os
 from pathlib import Path
 
 import duckdb
@@ -241,7 +242,8 @@ def test_write_outputs_publishes_the_marts(built, tmp_path: Path) -> None:
 
 # --- the embedded sample ------------------------------------------------------------------------
 
-SAMPLE = config.REPO_ROOT / "data" / "sample" / "2023"
+# the committed sample, or another copy of it (STCLUSTERS_SAMPLE_DIR=<dir holding 2023/>)
+SAMPLE = Path(os.environ.get("STCLUSTERS_SAMPLE_DIR", config.REPO_ROOT / "data" / "sample")) / "2023"
 
 
 @pytest.mark.skipif(
@@ -249,7 +251,13 @@ SAMPLE = config.REPO_ROOT / "data" / "sample" / "2023"
 )
 def test_sample_profiles_match_gii_2023(tmp_path_factory: pytest.TempPathFactory) -> None:
     folder = tmp_path_factory.mktemp("profiles_sample")
-    conf = {"edition": 2023, "workspace_dir": str(folder / "ws"), "output_dir": str(folder / "out")}
+    conf = {
+        "edition": 2023,
+        "patents_uri": str(SAMPLE / "patents.csv.gz"),
+        "publications_uri": str(SAMPLE / "publications.csv.gz"),
+        "workspace_dir": str(folder / "ws"),
+        "output_dir": str(folder / "out"),
+    }
     for step in (tasks.pull, tasks.load, tasks.build):
         step(conf)
     con = duckdb.connect(str(config.resolve(conf).duckdb_path), read_only=True)
@@ -262,6 +270,11 @@ def test_sample_profiles_match_gii_2023(tmp_path_factory: pytest.TempPathFactory
         fields = _facet(con, shenzhen, "patents", "technology_field")
         assert next(iter(fields)) == "Digital communication"
         assert fields["Digital communication"] > fields.get("Computer technology", 0.0)
+        san_jose = _cluster(con, "San Jose%")
+        assert next(iter(_facet(con, san_jose, "patents", "technology_field"))) == "Computer technology"
+        # GII 2023: Wuhan's main partners are Beijing and Shanghai
+        wuhan = _cluster(con, "Wuhan%")
+        assert set(list(_facet(con, wuhan, "publications", "partner"))[:2]) == {"Beijing", "Shanghai–Suzhou"}
         links = con.sql("select count(*) from links").fetchall()[0][0]
         assert links > 0, "the sample's cross-cluster co-inventions make links"
         international = con.sql(
