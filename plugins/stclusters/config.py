@@ -56,6 +56,12 @@ class RunParams:
     """H3 resolution of the cells the clustering runs on."""
     top_n: int = 100
     """Number of clusters published."""
+    name_min_share: float = 0.10
+    """A cluster's 2nd and 3rd places join its name when each brings at least this share of its score."""
+    economy_min_share: float = 0.05
+    """An economy is listed for a cluster when it brings at least this share of its score."""
+    profiles_top_k: int = 5
+    """Items kept per cluster and facet in the profiles (applicants, fields, partners...)."""
     output_dir: str = "output"
     """Where editions are published: <output_dir>/<edition>/ (relative to the repo)."""
     workspace_dir: str = "workspace"
@@ -123,6 +129,9 @@ class RunParams:
             "min_publications": self.min_publications,
             "h3_resolution": self.h3_resolution,
             "top_n": self.top_n,
+            "name_min_share": self.name_min_share,
+            "economy_min_share": self.economy_min_share,
+            "profiles_top_k": self.profiles_top_k,
             "patents_first_year": p0,
             "patents_last_year": p1,
             "publications_first_year": a0,
@@ -226,6 +235,10 @@ def _check(p: RunParams) -> None:
         problems.append("min_patents and min_publications must be > 0")
     if not 0 <= p.h3_resolution <= 15:
         problems.append(f"h3_resolution must be 0..15, got {p.h3_resolution}")
+    if not 0 <= p.name_min_share <= 1 or not 0 <= p.economy_min_share <= 1:
+        problems.append("name_min_share and economy_min_share must be within [0, 1]")
+    if p.profiles_top_k < 1:
+        problems.append(f"profiles_top_k must be >= 1, got {p.profiles_top_k}")
     if p.top_n < 1:
         problems.append(f"top_n must be >= 1, got {p.top_n}")
     for name in ("min_geocoded_share", "major_country_min_share", "max_quarantine_share", "max_out_of_window_share"):
