@@ -10,13 +10,13 @@ Invalid coordinates (None, NaN, infinities, ``|lat| > 90``, ``|lng| > 180``) giv
 the scalar functions and ``0`` from the vectorised ones; an invalid resolution raises
 ``ValueError``, because it is a configuration error, not a data error.
 
-DuckDB registration (the UDFs return NULL for invalid non-NULL input, so NULL handling must be
-``"special"``; the arrow variants take and return whole pyarrow arrays and are ~10x cheaper per row)::
+DuckDB registration: the UDFs return NULL for invalid non-NULL input, so NULL handling must be
+``"special"``. h3 4.x has no vectorised C entry point, so the arrow variants loop too and were
+not faster in DuckDB (docs/clustering-notes.md); prefer the scalar ones on distinct coordinates::
 
-    con.create_function("h3_latlng_to_cell", arrow_latlng_to_cell, ["DOUBLE", "DOUBLE", "INTEGER"],
-                        "BIGINT", type="arrow", null_handling="special")
-    con.create_function("h3_cell_to_lat", arrow_cell_to_lat, ["BIGINT"], "DOUBLE", type="arrow",
+    con.create_function("h3_latlng_to_cell", latlng_to_cell, ["DOUBLE", "DOUBLE", "INTEGER"], "BIGINT",
                         null_handling="special")
+    con.create_function("h3_cell_to_lat", cell_to_lat, ["BIGINT"], "DOUBLE", null_handling="special")
 """
 
 from __future__ import annotations
