@@ -225,6 +225,12 @@ def at_resolution(cells: frozenset[int], resolution: int) -> frozenset[int]:
     return frozenset(out)
 
 
+def cells_resolution(clusters: list[Cluster], default: int) -> int:
+    """The H3 resolution this edition's cells are at (read from the cells themselves)."""
+    cell = next((c for cl in clusters for c in cl.cells), None)
+    return h3i.get_resolution(cell) if cell is not None else default
+
+
 def match(current: list[Cluster], previous: list[Cluster]) -> dict[str, tuple[str, int]]:
     """current cluster_id -> (previous cluster_id, shared cells), one to one."""
     pairs = sorted(
@@ -293,7 +299,8 @@ def compare(
             data_eff = foot_eff = None
             if cell_data is not None:
                 counterfactual = cell_data.score(at_resolution(p.cells, resolution))
-                data_eff, foot_eff = counterfactual - p.score, c.score - counterfactual
+                # Published scores carry 10 significant digits: round away the residue.
+                data_eff, foot_eff = round(counterfactual - p.score, 10), round(c.score - counterfactual, 10)
             owner = "data" if same_scoring else ("data and parameters" if cell_data else "unattributed")
             rows.append(
                 Row(
@@ -428,7 +435,7 @@ def write_edition_diff(params: RunParams, dest: Path) -> Path:
             int(prev_params.get("top_n", params.top_n)),
             changed["result"],
             cell_data,
-            params.h3_resolution,
+            cells_resolution(current, params.h3_resolution),
         )
         doc.update(
             previous_edition=int(manifest.get("edition", prev_dir.name)),

@@ -182,6 +182,9 @@ def test_cells_are_compared_at_one_resolution() -> None:
     fine = frozenset({h3i.latlng_to_cell(35.69, 139.69, 8)})
     assert diff.at_resolution(fine, 7) == frozenset({TOKYO})
     assert len(diff.at_resolution(frozenset({TOKYO}), 8)) == 7
+    clusters = [diff.Cluster("x", 1, "Tokyo", 1, 0, 0, fine)]
+    assert diff.cells_resolution(clusters, default=7) == 8
+    assert diff.cells_resolution([], default=7) == 7
 
 
 def test_matching_prefers_shared_cells_over_names() -> None:
