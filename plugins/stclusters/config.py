@@ -52,7 +52,7 @@ class RunParams:
     """DBSCAN minimum fractional patent count within eps_km of a core location."""
     min_publications: float = 6000.0
     """DBSCAN minimum fractional article count within eps_km of a core location."""
-    h3_resolution: int = 7
+    h3_resolution: int = 8
     """H3 resolution of the cells the clustering runs on."""
     top_n: int = 100
     """Number of clusters published."""
