@@ -263,18 +263,7 @@ def dbscan_points(
     # 2. connected components of core points
     core_pts = _Points(pts.lat[core_rows], pts.lng[core_rows], pts.xyz[core_rows])
     core_tree = cKDTree(core_pts.xyz)
-    edges_i: list[np.ndarray] = []
-    edges_j: list[np.ndarray] = []
-    local = np.arange(len(core_rows), dtype=np.int64)
-    for i, j, _ in _pairs_within(core_pts, local, core_pts, core_tree, eps_km, chunk_rows):
-        upper = i < j  # each undirected edge once
-        edges_i.append(i[upper].astype(np.int32))
-        edges_j.append(j[upper].astype(np.int32))
-    ei = np.concatenate(edges_i) if edges_i else np.zeros(0, dtype=np.int32)
-    ej = np.concatenate(edges_j) if edges_j else np.zeros(0, dtype=np.int32)
-    graph = sparse.coo_matrix((np.ones(len(ei), dtype=np.int8), (ei, ej)), shape=(len(core_rows),) * 2)
-    _, component = connected_components(graph, directed=False)
-    del graph, ei, ej, edges_i, edges_j
+    component = _core_components(core_pts, core_tree, eps_km, chunk_rows)
     raw = np.full(n, NOISE, dtype=np.int64)
     raw[core_rows] = component
 
@@ -305,6 +294,38 @@ def dbscan_points(
     final_of_raw[order] = np.arange(n_raw, dtype=np.int64)
     labels[clustered] = final_of_raw[raw[clustered]]
     return labels, is_core, nbr_weight, raw_weight[order]
+
+
+def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    graph = sparse.coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n))
+    return connected_components(graph, directed=False)[1]
+
+
+def _core_components(core_pts: _Points, core_tree: cKDTree, eps_km: float, chunk_rows: int) -> np.ndarray:
+    """Connected components of the core points (edges: pairs within eps).
+
+    Dense cities give ~1000 core neighbours per cell at res 8, too many edges to hold at once; so
+    each chunk's edges are replaced by a spanning star per chunk component (touched node ->
+    the component's smallest node), which keeps the connectivity with at most one edge per
+    touched node.
+    """
+    n = len(core_pts.lat)
+    star_a: list[np.ndarray] = []
+    star_b: list[np.ndarray] = []
+    rows = np.arange(n, dtype=np.int64)
+    for i, j, _ in _pairs_within(core_pts, rows, core_pts, core_tree, eps_km, chunk_rows):
+        upper = i < j  # each undirected edge once; also drops each point's pair with itself
+        if not upper.any():
+            continue
+        a, b = i[upper], j[upper]
+        label = _components(n, a, b)
+        touched = np.flatnonzero(np.bincount(np.concatenate((a, b)), minlength=n) > 0)
+        _, first = np.unique(label, return_index=True)  # smallest node of each component
+        star_a.append(touched.astype(np.int32))
+        star_b.append(first[label[touched]].astype(np.int32))
+    if not star_a:
+        return np.arange(n, dtype=np.int64)
+    return _components(n, np.concatenate(star_a), np.concatenate(star_b)).astype(np.int64)
 
 
 def dbscan_cells(cells: np.ndarray, weights: np.ndarray, eps_km: float, min_weight: float) -> ClusterResult:

@@ -22,7 +22,8 @@ points = st.lists(
         st.sampled_from(TOWNS),
         st.floats(-0.1, 0.1),
         st.floats(-0.1, 0.1),
-        st.floats(0.01, 30.0),
+        # light and heavy places: light ones near heavy ones make border cells
+        st.one_of(st.floats(0.01, 0.5), st.floats(5.0, 30.0)),
     ).map(lambda t: (t[0][0] + t[1], t[0][1] + t[2], t[3])),
     min_size=0,  # empty worlds included
     max_size=60,
@@ -103,7 +104,10 @@ def test_equals_brute_force_definition(pts, eps_km, share) -> None:
     assert result.is_core.tolist() == core.tolist()
     assert result.labels.tolist() == labels.tolist()
     event(f"clusters: {min(result.n_clusters, 3)}+")
-    event(f"border cells: {bool(((result.labels >= 0) & ~result.is_core).any())}")
+    border = (result.labels >= 0) & ~result.is_core
+    event(f"border cells: {bool(border.any())}")
+    near_two = [len(set(labels[(d[i] <= eps_km) & core].tolist())) > 1 for i in np.flatnonzero(border)]
+    event(f"border cell near two clusters: {any(near_two)}")
 
 
 @SETTINGS
