@@ -40,6 +40,7 @@ PLACES_FILE = "gazetteer_places.parquet"
 NAMES_FILE = "gazetteer_names.parquet"
 REGIONS_FILE = "gazetteer_regions.parquet"
 POSTAL_FILE = "gazetteer_postal_codes.parquet"
+FILES = {"places": PLACES_FILE, "names": NAMES_FILE, "regions": REGIONS_FILE, "postal_codes": POSTAL_FILE}
 
 PLACES_SCHEMA = pa.schema(
     [
