@@ -65,6 +65,10 @@ SATELLITE_SHARE = 0.02
 FIRST_PASS_SHARE = 0.75  # first pass fills this share of each place's target; top-ups do the rest
 TOPUP_SPLIT = 8  # the last top-up document has 8 addresses: the remainder is met to 1/16
 JITTER_KM = 1.2
+# The grid the corridors are planned on: the coarsest the method is run with (res 7, centre
+# offsets up to ~1.4 km). Finer grids (the default is 8) only shrink the offsets, so the plan
+# holds for them, and the committed dumps do not change when the default resolution does.
+PLAN_H3_RESOLUTION = 7
 NOISE_MIN_POPULATION = 15000
 
 
@@ -141,15 +145,19 @@ class PlaceIndex:
         if admin1:
             main = [p for p in main if p.admin1 == admin1]
         if not main:
-            raise SampleError(f"{WORLD_FILE}: place {spec!r}: no GeoNames place of that main name in {country}")
+            raise SampleError(
+                f"{WORLD_FILE}: place {spec!r}: no GeoNames place of that main name in {country}"
+            )
         return max(main, key=lambda p: (p.population, -p.geonameid))
 
     def near(self, lat: float, lng: float, radius_km: float) -> list[tuple[GPlace, float]]:
         """Places within radius_km, with their distance, nearest first."""
         point = _unit(lat, lng)
         chord = 2 * math.sin(radius_km / (2 * EARTH_RADIUS_KM))
-        found = [(self.places[i], haversine_km(lat, lng, self.places[i].latitude, self.places[i].longitude))
-                 for i in self._tree.query_ball_point(point, chord)]
+        found = [
+            (self.places[i], haversine_km(lat, lng, self.places[i].latitude, self.places[i].longitude))
+            for i in self._tree.query_ball_point(point, chord)
+        ]
         return sorted(found, key=lambda t: (t[1], t[0].geonameid))
 
 
@@ -160,7 +168,10 @@ def _unit(lat: float, lng: float) -> np.ndarray:
 
 def haversine_km(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
     p1, p2 = math.radians(lat1), math.radians(lat2)
-    h = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lng2 - lng1) / 2) ** 2
+    h = (
+        math.sin((p2 - p1) / 2) ** 2
+        + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lng2 - lng1) / 2) ** 2
+    )
     return 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(min(1.0, h)))
 
 
@@ -306,7 +317,10 @@ def build_world(edition: int, table: dict[str, Any] | None = None, index: PlaceI
         "patents": round(w["pct_total"] / scale["patents"]),
         "publications": round(w["articles_total"] / scale["publications"]),
     }
-    clusters = [_plan_cluster(entry, table, index, edition, scale, thresholds, params.eps_km) for entry in table["clusters"]]
+    clusters = [
+        _plan_cluster(entry, table, index, edition, scale, thresholds, params.eps_km)
+        for entry in table["clusters"]
+    ]
     keys = [c.key for c in clusters]
     if len(set(keys)) != len(keys):
         raise SampleError(f"{WORLD_FILE}: duplicate cluster keys")
@@ -315,7 +329,9 @@ def build_world(edition: int, table: dict[str, Any] | None = None, index: PlaceI
         totals=totals,
         rates={k: float(v) for k, v in table["rates"].items()},
         clusters=clusters,
-        noise_countries={VOLUME_LAYER[k]: {c: float(x) for c, x in v.items()} for k, v in table["noise_countries"].items()},
+        noise_countries={
+            VOLUME_LAYER[k]: {c: float(x) for c, x in v.items()} for k, v in table["noise_countries"].items()
+        },
         thresholds=thresholds,
         eps_km=params.eps_km,
         scale=scale,
@@ -338,7 +354,9 @@ def _plan_cluster(
     country = str(entry.get("country"))
     try:
         volume = {
-            layer: float(entry[VOLUME_KEY[layer]]) / scale[layer] * _edition_factor(table, key, country, layer, edition)
+            layer: float(entry[VOLUME_KEY[layer]])
+            / scale[layer]
+            * _edition_factor(table, key, country, layer, edition)
             for layer in LAYERS
         }
         named = {spec: float(weight) for spec, weight in entry["places"].items()}
@@ -347,7 +365,8 @@ def _plan_cluster(
     explicit = {spec: index.find(spec, country) for spec in named}
     taken = {p.geonameid for p in explicit.values()}
     pairs = _spanning_pairs(list(explicit.values())) + [
-        tuple(explicit.get(s) or index.find(s, country) for s in pair) for pair in entry.get("corridors") or []
+        tuple(explicit.get(s) or index.find(s, country) for s in pair)
+        for pair in entry.get("corridors") or []
     ]
     corridor = _corridor_places(pairs, index, taken)
     taken |= {p.geonameid for p in corridor}
@@ -356,21 +375,40 @@ def _plan_cluster(
     region = entry.get("region")
     total_named = sum(named.values())
     places = [
-        SitePlace(g, {layer: volume[layer] * named[spec] / total_named for layer in LAYERS},
-                  region if g.country == country else None)
+        SitePlace(
+            g,
+            {layer: volume[layer] * named[spec] / total_named for layer in LAYERS},
+            region if g.country == country else None,
+        )
         for spec, g in explicit.items()
     ]
     places += [
-        SitePlace(g, {layer: min(CORRIDOR_BASE_SHARE * thresholds[layer], 0.01 * volume[layer]) for layer in LAYERS}, region)
+        SitePlace(
+            g,
+            {layer: min(CORRIDOR_BASE_SHARE * thresholds[layer], 0.01 * volume[layer]) for layer in LAYERS},
+            region,
+        )
         for g in corridor
     ]
-    places += [SitePlace(g, {layer: volume[layer] * SATELLITE_SHARE for layer in LAYERS}, region) for g in satellites]
+    places += [
+        SitePlace(g, {layer: volume[layer] * SATELLITE_SHARE for layer in LAYERS}, region) for g in satellites
+    ]
     n_explicit = len(explicit)
     # The corridors are carried by the layer where connecting the places costs the smaller share
     # of the cluster's volume (one connected layer is enough: the layers' clusters are merged).
-    link_layer = min(LAYERS, key=lambda layer: _make_cores(
-        [SitePlace(s.place, dict(s.target)) for s in places[: n_explicit + len(corridor)]],
-        n_explicit, layer, thresholds[layer], eps_km) / volume[layer])
+    link_layer = min(
+        LAYERS,
+        key=lambda layer: (
+            _make_cores(
+                [SitePlace(s.place, dict(s.target)) for s in places[: n_explicit + len(corridor)]],
+                n_explicit,
+                layer,
+                thresholds[layer],
+                eps_km,
+            )
+            / volume[layer]
+        ),
+    )
     chain = places[: n_explicit + len(corridor)]
     border = {explicit[spec].geonameid for spec in entry.get("border") or [] if spec in explicit}
     for s in chain:
@@ -412,7 +450,7 @@ def _spanning_pairs(places: list[GPlace]) -> list[tuple[GPlace, GPlace]]:
 
 
 def _cell_centre(p: GPlace) -> tuple[float, float]:
-    cell = h3.latlng_to_cell(p.latitude, p.longitude, RunParams().h3_resolution)
+    cell = h3.latlng_to_cell(p.latitude, p.longitude, PLAN_H3_RESOLUTION)
     return h3.cell_to_latlng(cell)
 
 
@@ -457,11 +495,22 @@ def _rebalance(places: list[SitePlace], n_explicit: int, volume: dict[str, float
         room = volume[layer] - sum(extra)
         base = sum(s.target[layer] for s in listed)
         if room < 0.05 * volume[layer]:
-            log.warning("cluster %s: corridors and satellites need %.0f of its %.0f %s", key, sum(extra), volume[layer], layer)
+            log.warning(
+                "cluster %s: corridors and satellites need %.0f of its %.0f %s",
+                key,
+                sum(extra),
+                volume[layer],
+                layer,
+            )
             room = 0.05 * volume[layer]
         if sum(extra) > 0.5 * volume[layer]:
             # a long corridor at the sample's thresholds costs about 2.5 thresholds of volume
-            log.info("cluster %s: corridors and satellites take %.0f%% of its %s", key, 100 * sum(extra) / volume[layer], layer)
+            log.info(
+                "cluster %s: corridors and satellites take %.0f%% of its %s",
+                key,
+                100 * sum(extra) / volume[layer],
+                layer,
+            )
         for s in listed:
             s.target[layer] *= room / base
 
@@ -492,14 +541,25 @@ def _chain(a: GPlace, b: GPlace, index: PlaceIndex, max_hop: float) -> list[GPla
     band: dict[int, GPlace] = {}
     for i in range(steps + 1):
         t = i / steps
-        for p, _ in index.near(a.latitude + (b.latitude - a.latitude) * t, a.longitude + (b.longitude - a.longitude) * t,
-                               CORRIDOR_BAND_KM):
+        for p, _ in index.near(
+            a.latitude + (b.latitude - a.latitude) * t,
+            a.longitude + (b.longitude - a.longitude) * t,
+            CORRIDOR_BAND_KM,
+        ):
             band[p.geonameid] = p
     countries = {a.country, b.country}
-    nodes = [a, b] + sorted(
-        (p for p in band.values() if p.geonameid not in (a.geonameid, b.geonameid) and p.country in countries),
-        key=lambda p: p.geonameid,
-    )
+    nodes = [
+        a,
+        b,
+        *sorted(
+            (
+                p
+                for p in band.values()
+                if p.geonameid not in (a.geonameid, b.geonameid) and p.country in countries
+            ),
+            key=lambda p: p.geonameid,
+        ),
+    ]
     # Where the gazetteer has no places (bays, sparse countries), addresses given only by their
     # coordinates bridge the gap: waypoints on the line, dearer than real places.
     n_real = len(nodes)
@@ -507,11 +567,24 @@ def _chain(a: GPlace, b: GPlace, index: PlaceIndex, max_hop: float) -> list[GPla
         t = i / steps
         lat, lng = a.latitude + (b.latitude - a.latitude) * t, a.longitude + (b.longitude - a.longitude) * t
         end = a if t < 0.5 else b
-        nodes.append(GPlace(-(zlib.crc32(f"{lat:.4f},{lng:.4f}".encode()) or 1), "", end.country, end.admin1,
-                            round(lat, 5), round(lng, 5), 0, ()))
+        nodes.append(
+            GPlace(
+                -(zlib.crc32(f"{lat:.4f},{lng:.4f}".encode()) or 1),
+                "",
+                end.country,
+                end.admin1,
+                round(lat, 5),
+                round(lng, 5),
+                0,
+                (),
+            )
+        )
     centres = [_cell_centre(p) for p in nodes]
     # cost: one per hop, minus a little for larger places, so paths run through towns
-    cost = [1.0 - 0.1 * min(1.0, math.log10(1 + p.population) / 7) if k < n_real else 1.6 for k, p in enumerate(nodes)]
+    cost = [
+        1.0 - 0.1 * min(1.0, math.log10(1 + p.population) / 7) if k < n_real else 1.6
+        for k, p in enumerate(nodes)
+    ]
     best = {0: 0.0}
     prev: dict[int, int] = {}
     queue = [(0.0, 0)]
@@ -545,7 +618,8 @@ def _satellites(center: GPlace, count: int, index: PlaceIndex, taken: set[int]) 
     if count <= 0:
         return []
     ring = [
-        p for p, d in index.near(center.latitude, center.longitude, 11.0)
+        p
+        for p, d in index.near(center.latitude, center.longitude, 11.0)
         if d >= 4.0 and p.geonameid not in taken and p.country == center.country
     ]
     ring.sort(key=lambda p: (-p.population, p.geonameid))
@@ -593,7 +667,9 @@ def pick_noise_towns(world: World, index: PlaceIndex) -> dict[str, list[GPlace]]
     """Per country, the largest places that keep `noise_town_spacing_km` from each other and
     `noise_clear_km` from every cluster place, as many as the country's noise volume needs."""
     rates = world.rates
-    cluster_pts = np.array([_unit(s.place.latitude, s.place.longitude) for c in world.clusters for s in c.places])
+    cluster_pts = np.array(
+        [_unit(s.place.latitude, s.place.longitude) for c in world.clusters for s in c.places]
+    )
     cluster_tree = cKDTree(cluster_pts)
     clear = 2 * math.sin(rates["noise_clear_km"] / (2 * EARTH_RADIUS_KM))
     spacing = 2 * math.sin(rates["noise_town_spacing_km"] / (2 * EARTH_RADIUS_KM))
@@ -626,7 +702,12 @@ def pick_noise_towns(world: World, index: PlaceIndex) -> dict[str, list[GPlace]]
             picked.append(p)
             picked_pts.append(u)
         if len(picked) < need:
-            log.warning("noise: %s has room for %d towns of the %d wanted; they get more volume", cc, len(picked), need)
+            log.warning(
+                "noise: %s has room for %d towns of the %d wanted; they get more volume",
+                cc,
+                len(picked),
+                need,
+            )
         towns[cc] = picked
     return towns
 
@@ -804,7 +885,7 @@ def plan_layer(world: World, towns: dict[str, list[GPlace]], layer: str) -> Laye
             if gap < -0.5:
                 shortfalls.append(f"{c.key}/{site.place.name}: {-gap:.1f} over")
                 continue
-            whole = int(math.floor(gap))
+            whole = math.floor(gap)
             for _ in range(whole):
                 n = _address_count(rng, planner.mean, planner.cap)
                 docs.append(Doc(("cluster", ci), [("site", ci, pi)] * n))
@@ -814,10 +895,15 @@ def plan_layer(world: World, towns: dict[str, list[GPlace]], layer: str) -> Laye
                 slots += [planner.town(c.country) for _ in range(TOPUP_SPLIT - k)]
                 docs.append(Doc(("cluster", ci), slots))
     if shortfalls:
-        log.warning("%s: %d places got more than their target: %s", layer, len(shortfalls), "; ".join(shortfalls[:8]))
+        log.warning(
+            "%s: %d places got more than their target: %s", layer, len(shortfalls), "; ".join(shortfalls[:8])
+        )
     noise = world.totals[layer] - len(docs)
     if noise < 0:
-        raise SampleError(f"{WORLD_FILE}: {layer}: clusters need {len(docs)} documents, more than the world's {world.totals[layer]}")
+        raise SampleError(
+            f"{WORLD_FILE}: {layer}: clusters need {len(docs)} documents,"
+            f" more than the world's {world.totals[layer]}"
+        )
     docs.extend(planner.noise_doc() for _ in range(noise))
     plan = LayerPlan(layer, docs)
     plan.realized = realized_weights(docs)
@@ -905,11 +991,33 @@ _LOCAL_SCRIPT = {
 LOST_CITIES = ("", "", "", "c/o Patent Department", "R&D Center", "Dept Res & Dev", "Research Park Bldg 2")
 # Country postal code formats ('#' a digit); the leading digits are stable per place.
 POSTAL_FORMATS = {
-    "US": "#####", "JP": "###-####", "DE": "#####", "FR": "#####", "CN": "######", "KR": "#####",
-    "IT": "#####", "ES": "#####", "CH": "####", "NL": "#### AB", "SE": "### ##", "DK": "####",
-    "AT": "####", "BE": "####", "FI": "#####", "IN": "######", "TW": "###", "AU": "####",
-    "CA": "A#A #A#", "GB": "AA# #AA", "RU": "######", "TR": "#####", "BR": "#####-###",
-    "IL": "#######", "IR": "##########", "SG": "######", "MY": "#####",
+    "US": "#####",
+    "JP": "###-####",
+    "DE": "#####",
+    "FR": "#####",
+    "CN": "######",
+    "KR": "#####",
+    "IT": "#####",
+    "ES": "#####",
+    "CH": "####",
+    "NL": "#### AB",
+    "SE": "### ##",
+    "DK": "####",
+    "AT": "####",
+    "BE": "####",
+    "FI": "#####",
+    "IN": "######",
+    "TW": "###",
+    "AU": "####",
+    "CA": "A#A #A#",
+    "GB": "AA# #AA",
+    "RU": "######",
+    "TR": "#####",
+    "BR": "#####-###",
+    "IL": "#######",
+    "IR": "##########",
+    "SG": "######",
+    "MY": "#####",
 }
 FIELD_IPC = {
     "computer": ("G06F 16/22", "G06F 3/01", "G06N 3/08", "G06T 7/00", "G06F 9/50"),
@@ -922,30 +1030,95 @@ FIELD_IPC = {
     "semiconductors": ("H01L 21/67", "H01L 29/78", "H10K 50/11", "H01L 27/146"),
     "transport": ("B60W 30/09", "B60L 53/10", "B62D 5/04", "B60R 21/01"),
     "biotechnology": ("C12N 15/11", "C12Q 1/6883", "C07K 16/28", "C12N 5/0783"),
-    "other": ("C07D 401/04", "C22C 38/00", "B23K 26/38", "F02M 26/00", "E04B 1/38", "B65D 81/26",
-              "F16H 57/04", "C08L 23/12", "G02B 6/12", "A23L 33/105", "F24F 11/00", "B01D 53/94"),
+    "other": (
+        "C07D 401/04",
+        "C22C 38/00",
+        "B23K 26/38",
+        "F02M 26/00",
+        "E04B 1/38",
+        "B65D 81/26",
+        "F16H 57/04",
+        "C08L 23/12",
+        "G02B 6/12",
+        "A23L 33/105",
+        "F24F 11/00",
+        "B01D 53/94",
+    ),
 }
 # Shares of the published top-100 field mix (GII 2023); "other" takes the rest.
 FIELD_MIX = {
-    "computer": 0.116, "digital_communication": 0.114, "electrical_machinery": 0.065, "medical": 0.065,
-    "audio_visual": 0.047, "measurement": 0.046, "pharmaceuticals": 0.043, "semiconductors": 0.036,
-    "transport": 0.034, "biotechnology": 0.033,
+    "computer": 0.116,
+    "digital_communication": 0.114,
+    "electrical_machinery": 0.065,
+    "medical": 0.065,
+    "audio_visual": 0.047,
+    "measurement": 0.046,
+    "pharmaceuticals": 0.043,
+    "semiconductors": 0.036,
+    "transport": 0.034,
+    "biotechnology": 0.033,
 }
 SUBJECTS = (
-    "Chemistry, Multidisciplinary", "Materials Science, Multidisciplinary", "Engineering, Electrical & Electronic",
-    "Physics, Applied", "Oncology", "Biochemistry & Molecular Biology", "Environmental Sciences",
-    "Nanoscience & Nanotechnology", "Computer Science, Artificial Intelligence", "Energy & Fuels",
-    "Medicine, General & Internal", "Neurosciences", "Immunology", "Pharmacology & Pharmacy",
-    "Optics", "Mathematics, Applied", "Cell Biology", "Public, Environmental & Occupational Health",
-    "Astronomy & Astrophysics", "Geosciences, Multidisciplinary", "Telecommunications", "Plant Sciences",
+    "Chemistry, Multidisciplinary",
+    "Materials Science, Multidisciplinary",
+    "Engineering, Electrical & Electronic",
+    "Physics, Applied",
+    "Oncology",
+    "Biochemistry & Molecular Biology",
+    "Environmental Sciences",
+    "Nanoscience & Nanotechnology",
+    "Computer Science, Artificial Intelligence",
+    "Energy & Fuels",
+    "Medicine, General & Internal",
+    "Neurosciences",
+    "Immunology",
+    "Pharmacology & Pharmacy",
+    "Optics",
+    "Mathematics, Applied",
+    "Cell Biology",
+    "Public, Environmental & Occupational Health",
+    "Astronomy & Astrophysics",
+    "Geosciences, Multidisciplinary",
+    "Telecommunications",
+    "Plant Sciences",
 )
 COMPANY_FORMS = {
-    "US": "Inc.", "JP": "Co. Ltd.", "CN": "Co. Ltd.", "KR": "Co. Ltd.", "DE": "GmbH", "FR": "SAS", "GB": "Ltd.",
-    "CH": "AG", "NL": "B.V.", "SE": "AB", "IT": "S.p.A.", "ES": "S.L.", "DK": "A/S", "FI": "Oy", "AT": "GmbH",
-    "BE": "NV", "IL": "Ltd.", "TW": "Co. Ltd.", "IN": "Pvt. Ltd.", "CA": "Inc.", "AU": "Pty Ltd",
+    "US": "Inc.",
+    "JP": "Co. Ltd.",
+    "CN": "Co. Ltd.",
+    "KR": "Co. Ltd.",
+    "DE": "GmbH",
+    "FR": "SAS",
+    "GB": "Ltd.",
+    "CH": "AG",
+    "NL": "B.V.",
+    "SE": "AB",
+    "IT": "S.p.A.",
+    "ES": "S.L.",
+    "DK": "A/S",
+    "FI": "Oy",
+    "AT": "GmbH",
+    "BE": "NV",
+    "IL": "Ltd.",
+    "TW": "Co. Ltd.",
+    "IN": "Pvt. Ltd.",
+    "CA": "Inc.",
+    "AU": "Pty Ltd",
 }
-COMPANY_TRADES = ("Electronics", "Precision Instruments", "Biotech", "Materials", "Semiconductor", "Medical Devices",
-                  "Software", "Automotive Systems", "Chemical", "Optical", "Energy Systems", "Robotics")
+COMPANY_TRADES = (
+    "Electronics",
+    "Precision Instruments",
+    "Biotech",
+    "Materials",
+    "Semiconductor",
+    "Medical Devices",
+    "Software",
+    "Automotive Systems",
+    "Chemical",
+    "Optical",
+    "Energy Systems",
+    "Robotics",
+)
 
 
 class RowWriter:
@@ -990,7 +1163,9 @@ class RowWriter:
 
     def lost_cities(self, country: str) -> list[str]:
         if country not in self._lost_ok:
-            self._lost_ok[country] = [c for c in LOST_CITIES if not c or self.index.resolve(country, c) is None]
+            self._lost_ok[country] = [
+                c for c in LOST_CITIES if not c or self.index.resolve(country, c) is None
+            ]
         return self._lost_ok[country]
 
     def address(self, slot: Slot) -> tuple[dict[str, str], GPlace | None, int | None]:
@@ -999,7 +1174,18 @@ class RowWriter:
         if slot[0] == "lost":
             lost = self.lost_cities(slot[1])
             city = lost[rng.integers(len(lost))]
-            return {"city": city, "postal_code": "", "region": "", "country": slot[1], "latitude": "", "longitude": ""}, None, None
+            return (
+                {
+                    "city": city,
+                    "postal_code": "",
+                    "region": "",
+                    "country": slot[1],
+                    "latitude": "",
+                    "longitude": "",
+                },
+                None,
+                None,
+            )
         if slot[0] == "site":
             ci = slot[1]
             site = self.world.clusters[ci].places[slot[2]]
@@ -1025,8 +1211,14 @@ class RowWriter:
         else:
             region_text = region if region and rng.random() < r["region_share"] else ""
         postal = self.postal_code(place) if rng.random() < r["postal_code_share"] else ""
-        fields = {"city": city, "postal_code": postal, "region": region_text, "country": place.country,
-                  "latitude": lat, "longitude": lng}
+        fields = {
+            "city": city,
+            "postal_code": postal,
+            "region": region_text,
+            "country": place.country,
+            "latitude": lat,
+            "longitude": lng,
+        }
         return fields, place, ci
 
     def postal_code(self, p: GPlace) -> str:
@@ -1106,7 +1298,9 @@ def _years(first: int, last: int, growth: float) -> np.ndarray:
     return (w / w.sum()).tolist()
 
 
-def layer_rows(plan: LayerPlan, world: World, towns: dict[str, list[GPlace]], index: PlaceIndex) -> list[list[str]]:
+def layer_rows(
+    plan: LayerPlan, world: World, towns: dict[str, list[GPlace]], index: PlaceIndex
+) -> list[list[str]]:
     layer = plan.layer
     rng = Draw(world.edition, layer, "rows")
     writer = RowWriter(world, towns, index, rng)
@@ -1117,10 +1311,8 @@ def layer_rows(plan: LayerPlan, world: World, towns: dict[str, list[GPlace]], in
     rows: list[list[str]] = []
     other_types = ("Review", "Meeting Abstract", "Proceedings Paper", "Editorial Material")
     for doc, doc_id in zip(plan.docs, ids, strict=True):
-        if doc.in_window:
-            year = first + rng.pick(year_p)
-        else:
-            year = first - 1 if rng.random() < 0.5 else last + 1
+        # documents outside the window sit one year before or after it
+        year = first + rng.pick(year_p) if doc.in_window else (first - 1 if rng.random() < 0.5 else last + 1)
         addresses = [writer.address(s) for s in doc.slots]
         first_place = next((a[1] for a in addresses if a[1] is not None), None)
         if layer == "patents":
@@ -1135,8 +1327,21 @@ def layer_rows(plan: LayerPlan, world: World, towns: dict[str, list[GPlace]], in
                 app_id = ""
             for seq, (a, _, _) in enumerate(addresses, start=1):
                 country = "XX" if doc.bad == "country" else a["country"]
-                rows.append([app_id, date, str(seq), a["city"], a["postal_code"], a["region"], country,
-                             a["latitude"], a["longitude"], applicant, ipc])
+                rows.append(
+                    [
+                        app_id,
+                        date,
+                        str(seq),
+                        a["city"],
+                        a["postal_code"],
+                        a["region"],
+                        country,
+                        a["latitude"],
+                        a["longitude"],
+                        applicant,
+                        ipc,
+                    ]
+                )
         else:
             art_id = f"WOS:000{doc_id:09d}000{doc_id % 7}"
             year_text = str(year)
@@ -1148,8 +1353,22 @@ def layer_rows(plan: LayerPlan, world: World, towns: dict[str, list[GPlace]], in
             subject = writer.subjects()
             for seq, (a, place, ci) in enumerate(addresses, start=1):
                 country = "XX" if doc.bad == "country" else a["country"]
-                rows.append([art_id, year_text, dtype, str(seq), writer.organization(ci, place), a["city"],
-                             a["postal_code"], a["region"], country, a["latitude"], a["longitude"], subject])
+                rows.append(
+                    [
+                        art_id,
+                        year_text,
+                        dtype,
+                        str(seq),
+                        writer.organization(ci, place),
+                        a["city"],
+                        a["postal_code"],
+                        a["region"],
+                        country,
+                        a["latitude"],
+                        a["longitude"],
+                        subject,
+                    ]
+                )
     # stable order: by document id, then address position; bad ids last
     rows.sort(key=lambda r: (r[0] == "", r[0], int(r[2] if layer == "patents" else r[3])))
     return rows
@@ -1175,7 +1394,10 @@ def write_csv_gz(path: Path, columns: Sequence[str], rows: list[list[str]]) -> N
     w.writerow(columns)
     w.writerows(rows)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9) as gz:
+    with (
+        tmp.open("wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9) as gz,
+    ):
         gz.write(text.getvalue().encode("utf-8"))
     tmp.replace(path)
 
@@ -1195,7 +1417,12 @@ def generate(edition: int, out_dir: Path) -> list[Written]:
     index = load_places()
     world = build_world(edition, index=index)
     towns = pick_noise_towns(world, index)
-    log.info("sample %d: %d cluster plans, %d noise towns", edition, len(world.clusters), sum(map(len, towns.values())))
+    log.info(
+        "sample %d: %d cluster plans, %d noise towns",
+        edition,
+        len(world.clusters),
+        sum(map(len, towns.values())),
+    )
     for c in world.clusters:
         parts = plan_components(c, world.thresholds, world.eps_km)
         if parts != 1:
@@ -1208,7 +1435,13 @@ def generate(edition: int, out_dir: Path) -> list[Written]:
         write_csv_gz(path, PATENT_COLUMNS if layer == "patents" else PUBLICATION_COLUMNS, rows)
         counted = sum(1 for d in plan.docs if d.in_window and d.counted_type and d.bad is None)
         written.append(Written(layer, path, len(plan.docs), counted, len(rows)))
-        log.info("wrote %s: %d documents (%d counted in the window), %d rows", path, len(plan.docs), counted, len(rows))
+        log.info(
+            "wrote %s: %d documents (%d counted in the window), %d rows",
+            path,
+            len(plan.docs),
+            counted,
+            len(rows),
+        )
     log.info("sample %d generated in %.1f s", edition, time.monotonic() - started)
     return written
 
@@ -1221,8 +1454,12 @@ def iter_cluster_places(world: World) -> Iterator[tuple[ClusterPlan, SitePlace]]
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stclusters.sample", description=__doc__.splitlines()[0])
-    parser.add_argument("--edition", type=int, default=RunParams.edition, help="GII edition year (default 2023)")
-    parser.add_argument("--out", type=Path, default=Path("data/sample"), help="output directory (default data/sample)")
+    parser.add_argument(
+        "--edition", type=int, default=RunParams.edition, help="GII edition year (default 2023)"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("data/sample"), help="output directory (default data/sample)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

@@ -30,6 +30,7 @@ DATA = REPO / "data" / "sample"
 SEEDS = REPO / "dbt_project" / "seeds"
 EDITION = 2023
 R_KM = 6371.0088
+RES = RunParams().h3_resolution  # the method's grid
 # WIPO writes English exonyms where GeoNames' main name differs; the pipeline uses GeoNames names.
 EXONYMS = {"Köln": "Cologne", "Xi’an": "Xi'an"}
 
@@ -78,8 +79,10 @@ def _valid(layer: str, row: dict[str, str], known: set[str]) -> bool:
     return row["country"] in known
 
 
-def locate(layer: str, rows: list[dict[str, str]], index: sample.PlaceIndex, edition: int) -> tuple[list[Located], float]:
-    """Counted documents' addresses with their weight, H3 cell (res 7) and gazetteer place;
+def locate(
+    layer: str, rows: list[dict[str, str]], index: sample.PlaceIndex, edition: int
+) -> tuple[list[Located], float]:
+    """Counted documents' addresses with their weight, H3 cell and gazetteer place;
     and the number of counted documents (the world total of the layer)."""
     known = {p.country for p in index.places}
     params = RunParams(edition=edition)
@@ -110,13 +113,15 @@ def _geocode(row: dict[str, str], index: sample.PlaceIndex) -> tuple[int | None,
     if row["latitude"] and row["longitude"]:
         lat, lng = float(row["latitude"]), float(row["longitude"])
         near = index.near(lat, lng, 5.0)
-        place = max(near, key=lambda t: (t[0].population / (1 + t[1]) ** 2, -t[0].geonameid))[0] if near else None
-        return h3.str_to_int(h3.latlng_to_cell(lat, lng, 7)), place
+        place = (
+            max(near, key=lambda t: (t[0].population / (1 + t[1]) ** 2, -t[0].geonameid))[0] if near else None
+        )
+        return h3.str_to_int(h3.latlng_to_cell(lat, lng, RES)), place
     if row["city"]:
         admin1 = row["region"] if row["country"] == "US" and len(row["region"]) == 2 else None
         place = index.resolve(row["country"], row["city"], admin1)
         if place is not None:
-            return h3.str_to_int(h3.latlng_to_cell(place.latitude, place.longitude, 7)), place
+            return h3.str_to_int(h3.latlng_to_cell(place.latitude, place.longitude, RES)), place
     return None, None
 
 
@@ -124,9 +129,13 @@ def dbscan_labels(weights: dict[int, float], min_weight: float, eps_km: float) -
     cells = sorted(weights)
     centres = np.radians([h3.cell_to_latlng(h3.int_to_str(c)) for c in cells])
     w = np.array([weights[c] for c in cells])
-    labels = DBSCAN(eps=eps_km / R_KM, min_samples=int(np.ceil(min_weight)), metric="haversine", algorithm="ball_tree").fit(
-        centres, sample_weight=w
-    ).labels_
+    labels = (
+        DBSCAN(
+            eps=eps_km / R_KM, min_samples=int(np.ceil(min_weight)), metric="haversine", algorithm="ball_tree"
+        )
+        .fit(centres, sample_weight=w)
+        .labels_
+    )
     return {c: int(lab) for c, lab in zip(cells, labels, strict=True) if lab >= 0}
 
 
@@ -192,8 +201,16 @@ def run_method(dumps: dict, index: sample.PlaceIndex, edition: int = EDITION) ->
     found = []
     for cid, s in sums.items():
         ps, ss = s["patents"] / world["patents"], s["publications"] / world["publications"]
-        found.append(FoundCluster(_name(places[cid], ps + ss), _economy(countries[cid], ps + ss), s["patents"],
-                                  s["publications"], 100 * ps, 100 * ss))
+        found.append(
+            FoundCluster(
+                _name(places[cid], ps + ss),
+                _economy(countries[cid], ps + ss),
+                s["patents"],
+                s["publications"],
+                100 * ps,
+                100 * ss,
+            )
+        )
     return sorted(found, key=lambda c: -c.score)
 
 
@@ -209,7 +226,9 @@ def _name(contributions: Counter, score: float) -> str:
 
 
 def _economy(contributions: Counter, score: float) -> str:
-    return "/".join(c for c, v in sorted(contributions.items(), key=lambda kv: (-kv[1], kv[0])) if v >= 0.05 * score)
+    return "/".join(
+        c for c, v in sorted(contributions.items(), key=lambda kv: (-kv[1], kv[0])) if v >= 0.05 * score
+    )
 
 
 def _wipo(name: str) -> str:
@@ -249,7 +268,9 @@ def test_published_clusters_found_with_their_names_and_economies(found, publishe
 
 def test_rank_correlation_over_the_34(found, published):
     rank = {_wipo(c.name): i for i, c in enumerate(found, start=1)}
-    tau = kendalltau([int(r["rank"]) for r in published], [rank[r["cluster_name"]] for r in published]).statistic
+    tau = kendalltau(
+        [int(r["rank"]) for r in published], [rank[r["cluster_name"]] for r in published]
+    ).statistic
     assert tau >= 0.9
 
 
