@@ -11,7 +11,8 @@ The method (docs/methodology.md; measured numbers in docs/clustering-notes.md):
 * Clusters are the connected components of core cells, two core cells being linked when their
   centres are within ``eps_km``.
 * A **border** cell (not core, but within ``eps_km`` of at least one core cell) joins the cluster
-  of its nearest core cell; on an exact tie of distances, the cluster with the smallest id.
+  of its nearest core cell; on an exact tie of distances, the cluster whose core cells weigh
+  more (then: whose smallest cell id is smaller), since final ids are only known afterwards.
   Every other cell is noise (label ``-1``).
 * Cluster ids run from 0 by decreasing total weight (core + border cells), ties broken by the
   smallest cell id in the cluster. The result depends only on the set of (cell, weight) pairs,
@@ -23,7 +24,8 @@ expansion, which depends on the input order; here it is the nearest core cell.
 
 Cost grows with the number of occupied cells and their neighbours within eps, not with the
 number of documents: neighbours are found with a k-d tree on 3-D unit vectors (a chord radius
-slightly above eps, then the exact haversine test), in chunks of rows so memory stays bounded.
+slightly above eps, the exact haversine test for pairs near it), in chunks of rows so memory
+stays bounded; core components are built from per-chunk spanning stars.
 """
 
 from __future__ import annotations
