@@ -249,15 +249,17 @@ def published() -> list[dict[str, str]]:
 
 
 # --------------------------------------------------------------------------------------------
-# Calibration against the published table
+# Calibration against the published table (e2e: the method on the full dumps takes ~30 s)
 # --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.e2e  # runs the method on both dumps: ~30 s
 def test_top_15_in_published_order(found, published):
     names = [_wipo(c.name) for c in found[:15]]
     assert names == [r["cluster_name"] for r in published[:15]]
 
 
+@pytest.mark.e2e  # runs the method on both dumps: ~30 s
 def test_published_clusters_found_with_their_names_and_economies(found, published):
     by_name = {_wipo(c.name): (rank, c) for rank, c in enumerate(found, start=1)}
     missing = [r["cluster_name"] for r in published if r["cluster_name"] not in by_name]
@@ -266,6 +268,7 @@ def test_published_clusters_found_with_their_names_and_economies(found, publishe
         assert by_name[r["cluster_name"]][1].economy == r["economy"], r["cluster_name"]
 
 
+@pytest.mark.e2e  # runs the method on both dumps: ~30 s
 def test_rank_correlation_over_the_34(found, published):
     rank = {_wipo(c.name): i for i, c in enumerate(found, start=1)}
     tau = kendalltau(
@@ -274,6 +277,7 @@ def test_rank_correlation_over_the_34(found, published):
     assert tau >= 0.9
 
 
+@pytest.mark.e2e  # runs the method on both dumps: ~30 s
 def test_shares_within_ten_percent(found, published):
     by_name = {_wipo(c.name): c for c in found}
     P, A = 1_256_000, 7_460_000  # the world totals of sample_world.yml
@@ -286,6 +290,7 @@ def test_shares_within_ten_percent(found, published):
             assert c.pct_share == pytest.approx(want_pct, rel=0.1), r["cluster_name"]
 
 
+@pytest.mark.e2e  # runs the method on both dumps: ~30 s
 def test_top_100_economy_counts(found):
     with (SEEDS / "gii_2023_economy_counts.csv").open(encoding="utf-8") as f:
         want = {r["economy"]: int(r["clusters_in_top_100"]) for r in csv.DictReader(f)}
@@ -294,6 +299,7 @@ def test_top_100_economy_counts(found):
         assert abs(got[economy] - n) <= 1, (economy, got[economy], n)
 
 
+@pytest.mark.e2e  # runs the method on both dumps: ~30 s
 def test_top_100_boundary_is_real(found):
     assert len(found) > 110
     assert 0.25 <= found[99].score <= 0.36
