@@ -7,10 +7,15 @@ into the manifest):
   requested from outside the file): the top-N table (sortable), a world map with every ranked
   cluster drawn from its dissolved H3 cells, a chart of patent share against article share, the
   edition diff, the parameters, the data provenance and the validation summary;
+  The page also shows each ranked cluster's profile (top applicant, organization, fields,
+  local/domestic/international shares, partner clusters, counts by year; marts ``profiles`` and
+  ``cluster_trends``) and, for the 2023 edition, the comparison with the published GII 2023 table
+  (mart ``gii_comparison``) with a short explanation of every notable difference;
 - ``map.png`` and ``top20.png``: the same map and the top-20 score chart (matplotlib);
 - ``ranking.parquet``: the ranking mart;
 - ``clusters.geojson``: one feature per ranked cluster, its H3 cells dissolved into polygons,
-  properties = the ranking row.
+  properties = the ranking row;
+- ``gii_comparison.csv``: the ``gii_comparison`` mart, when it has rows (the 2023 edition).
 
 Bytes depend only on the edition's data, parameters and inputs: no clock is read here. Country
 outlines come from the ``countryinfo`` package (Natural Earth 110m-derived GeoJSON shipped in the
@@ -44,6 +49,9 @@ TEMPLATE = Path(__file__).with_name("report_template.html")
 DIFF_FILE = "edition_diff.json"
 DATA_DOCS = "validation/data_docs/index.html"
 OUTPUT_FILES = ("report.html", "map.png", "top20.png", "ranking.parquet", "clusters.geojson")
+COMPARISON_FILE = "gii_comparison.csv"  # written only when the gii_comparison mart has rows
+PROFILE_MARTS = ("profiles", "cluster_trends")
+COMPARISON_MART = "gii_comparison"
 
 # Equirectangular map frame: 4 SVG units per degree, latitudes cropped to where clusters can be.
 SCALE = 4.0
@@ -76,17 +84,29 @@ class EditionTables:
     n_clusters: int
     checks: pd.DataFrame
     coverage: pd.DataFrame
+    profiles: pd.DataFrame  # profiles mart rows of the ranked clusters
+    trends: pd.DataFrame  # cluster_trends mart rows of the ranked clusters
+    comparison: pd.DataFrame  # gii_comparison mart (no rows outside the 2023 edition)
 
 
 # --- reading ------------------------------------------------------------------------------------
 
 
 def read_tables(duckdb_path: Path) -> EditionTables:
-    """Read the ranking, the ranked clusters' cells and the check marts (read-only)."""
+    """Read the ranking, the ranked clusters' cells, profiles and trends, the check marts and the
+    GII comparison (read-only). The profile marts are required (publish exports them too); a
+    database built before the gii_comparison mart existed gives an empty comparison."""
     if not duckdb_path.exists():
         raise ReportError(f"{duckdb_path}: the edition's DuckDB file does not exist")
     con = duckdb.connect(str(duckdb_path), read_only=True)
     try:
+        listed = con.execute("select table_name from duckdb_tables() where schema_name = 'main'").fetchall()
+        present = {r[0] for r in listed}
+        for mart in PROFILE_MARTS:
+            if mart not in present:
+                raise ReportError(
+                    f"{duckdb_path}: table main.{mart} not found; build it with `dbt build --select +{mart}`"
+                )
         # population is a HUGEINT sum in DuckDB; BIGINT is plenty and every reader knows it.
         ranking = con.sql(
             "select * replace (cast(population as bigint) as population) from main.ranking order by rank"
@@ -98,6 +118,19 @@ def read_tables(duckdb_path: Path) -> EditionTables:
         n_clusters = int(con.execute("select count(*) from main.clusters").fetchall()[0][0])
         checks = con.sql("select * from main.check_summaries order by layer").df()
         coverage = con.sql("select * from main.geocoding_coverage where country = '*' order by layer").df()
+        profiles = con.sql(
+            "select p.* from main.profiles p semi join main.ranking r on p.cluster_id = r.cluster_id "
+            "order by p.cluster_rank, p.layer, p.facet, p.item_rank"
+        ).df()
+        trends = con.sql(
+            "select t.* from main.cluster_trends t semi join main.ranking r on t.cluster_id = r.cluster_id "
+            "order by t.cluster_rank, t.layer, t.publication_year"
+        ).df()
+        if COMPARISON_MART in present:
+            comparison = con.sql(f"select * from main.{COMPARISON_MART} order by published_rank").df()
+        else:
+            log.warning("%s: no main.%s: the report has no GII comparison", duckdb_path, COMPARISON_MART)
+            comparison = pd.DataFrame()
     except duckdb.Error as exc:
         raise ReportError(f"{duckdb_path}: cannot read the report's marts: {exc}") from exc
     finally:
@@ -105,7 +138,7 @@ def read_tables(duckdb_path: Path) -> EditionTables:
     cells: dict[int, list[int]] = {}
     for cluster_id, cell in cell_rows:
         cells.setdefault(int(cluster_id), []).append(int(cell))
-    return EditionTables(ranking, cells, n_clusters, checks, coverage)
+    return EditionTables(ranking, cells, n_clusters, checks, coverage, profiles, trends, comparison)
 
 
 def read_json(path: Path) -> Any:
@@ -171,6 +204,22 @@ def _json_value(value: Any) -> Any:
 def ranking_records(ranking: pd.DataFrame) -> list[dict[str, Any]]:
     """The ranking rows as plain JSON-able dicts (NaN/NA -> None), columns in mart order."""
     return [{k: _json_value(v) for k, v in row.items()} for row in ranking.to_dict(orient="records")]
+
+
+def comparison_records(comparison: pd.DataFrame) -> list[dict[str, Any]]:
+    """The gii_comparison rows as plain dicts, integer columns as int (pandas makes a nullable
+    integer column float when an unmatched row leaves it empty)."""
+    rows = ranking_records(comparison)
+    for row in rows:
+        for key in ("our_rank", "our_cluster_id", "matched_geonameid", "rank_difference"):
+            if isinstance(row.get(key), float):
+                row[key] = int(row[key])
+    return rows
+
+
+def write_comparison_csv(path: Path, comparison: pd.DataFrame) -> None:
+    # The same CSV conventions as publish's tables: same data, same bytes.
+    comparison.to_csv(path, index=False, float_format="%.10g", lineterminator="\n")
 
 
 def geojson_collection(ranking: pd.DataFrame, shapes: Mapping[int, MultiPolygon]) -> dict[str, Any]:
@@ -645,6 +694,451 @@ def diff_section(diff: Any) -> str:
     return "".join(parts)
 
 
+# --- profiles -----------------------------------------------------------------------------------
+
+# (layer, facet, heading) of the ranked facets, in the order the page shows them.
+PROFILE_FACETS = (
+    ("patents", "applicant", "Top applicant"),
+    ("patents", "technology_field", "Top technology field"),
+    ("publications", "organization", "Top organization"),
+    ("publications", "science_field", "Top science field"),
+)
+FACET_TITLES = {
+    "applicant": "Applicants (% of PCT applications)",
+    "technology_field": "Technology fields (WIPO, % of PCT applications)",
+    "organization": "Organizations (% of articles)",
+    "science_field": "Science fields (% of articles)",
+}
+LAYER_LABELS = {"patents": "PCT applications", "publications": "articles"}
+SCOPES = ("local", "domestic", "international")
+SCOPE_COLOURS = {"local": "#4a7c59", "domestic": "#c9b458", "international": "#8e5ea2"}
+TOP_PARTNERS = 3
+
+
+@dataclass(frozen=True)
+class ProfileItem:
+    """One row of the profiles mart: an item with its fractional count and its share."""
+
+    item: str
+    count: float
+    share: float | None
+
+
+@dataclass
+class ClusterProfile:
+    """What the report shows of one ranked cluster's profile."""
+
+    facets: dict[tuple[str, str], list[ProfileItem]]  # (layer, facet) -> items, item_rank order
+    trends: dict[str, list[tuple[int, float]]]  # layer -> (publication_year, document_count)
+
+    def top(self, layer: str, facet: str) -> ProfileItem | None:
+        items = self.facets.get((layer, facet)) or []
+        return items[0] if items else None
+
+    def collaboration(self, layer: str) -> dict[str, ProfileItem]:
+        return {i.item: i for i in self.facets.get((layer, "collaboration"), [])}
+
+    def partners(self, n: int = TOP_PARTNERS) -> list[str]:
+        """The n partner clusters with the largest mean link share over the two layers (a link's
+        share of the cluster's count compares across layers; raw link weights do not)."""
+        mean: dict[str, float] = {}
+        for layer in LAYER_LABELS:
+            for i in self.facets.get((layer, "partner"), []):
+                mean[i.item] = mean.get(i.item, 0.0) + (i.share or 0.0) / len(LAYER_LABELS)
+        return [name for name, _ in sorted(mean.items(), key=lambda kv: (-kv[1], kv[0]))[:n]]
+
+
+def cluster_profiles(profiles: pd.DataFrame, trends: pd.DataFrame) -> dict[int, ClusterProfile]:
+    """The profile and trend rows grouped per cluster_id (rows arrive in item_rank / year order)."""
+    out: dict[int, ClusterProfile] = {}
+    for r in ranking_records(profiles):
+        prof = out.setdefault(int(r["cluster_id"]), ClusterProfile({}, {}))
+        prof.facets.setdefault((r["layer"], r["facet"]), []).append(
+            ProfileItem(str(r["item"]), float(r["item_count"] or 0.0), r["item_share"])
+        )
+    for r in ranking_records(trends):
+        prof = out.setdefault(int(r["cluster_id"]), ClusterProfile({}, {}))
+        prof.trends.setdefault(r["layer"], []).append(
+            (int(r["publication_year"]), float(r["document_count"] or 0.0))
+        )
+    return out
+
+
+def _item_html(item: ProfileItem | None) -> str:
+    if item is None:
+        return '<span class="muted">–</span>'
+    return f'{_esc(item.item)} <span class="share">{share_pct(item.share)} %</span>'
+
+
+def collaboration_bar(scopes: Mapping[str, ProfileItem]) -> str:
+    """Local, domestic and international shares as one 100 % bar and as numbers."""
+    if not scopes:
+        return '<span class="muted">–</span>'
+    x, rects = 0.0, []
+    for scope in SCOPES:
+        width = 60.0 * float(scopes[scope].share or 0.0) if scope in scopes else 0.0
+        rects.append(
+            f'<rect x="{x:.2f}" y="0" width="{width:.2f}" height="9" fill="{SCOPE_COLOURS[scope]}"/>'
+        )
+        x += width
+    numbers = " · ".join(share_pct(scopes[s].share) if s in scopes else "–" for s in SCOPES)
+    title = ", ".join(f"{s} {share_pct(scopes[s].share)} %" for s in SCOPES if s in scopes)
+    return (
+        f'<span class="collab" title="{_esc(title)}">'
+        '<svg class="bar" viewBox="0 0 60 9" width="60" height="9" aria-hidden="true">'
+        f"{''.join(rects)}</svg> {numbers}</span>"
+    )
+
+
+def sparkline(trends: Mapping[str, Sequence[tuple[int, float]]]) -> str:
+    """Counts by year, one line per layer, each scaled to its own maximum (the shape, not the
+    level: the two layers differ by an order of magnitude); exact numbers in the tooltip."""
+    years = sorted({y for series in trends.values() for y, _ in series})
+    if not years:
+        return '<span class="muted">–</span>'
+    w, h, pad = 84.0, 22.0, 2.0
+    span = max(years[-1] - years[0], 1)
+    lines, titles = [], []
+    for layer, colour in (("patents", "var(--pct)"), ("publications", "var(--pub)")):
+        series = list(trends.get(layer, []))
+        if not series:
+            continue
+        top = max(c for _, c in series) or 1.0
+        pts = " ".join(
+            f"{pad + (y - years[0]) / span * (w - 2 * pad):.1f},{h - pad - c / top * (h - 2 * pad):.1f}"
+            for y, c in series
+        )
+        lines.append(f'<polyline points="{pts}" style="stroke:{colour}"/>')
+        titles.append(f"{LAYER_LABELS[layer]}: " + ", ".join(f"{y} {c:,.0f}" for y, c in series))
+    label = _esc("; ".join(titles))
+    return (
+        f'<svg class="spark" viewBox="0 0 {w:.0f} {h:.0f}" width="{w:.0f}" height="{h:.0f}" role="img" '
+        f'aria-label="{label}"><title>{label}</title>{"".join(lines)}</svg>'
+    )
+
+
+def _ranked_list(items: Sequence[ProfileItem], what: str) -> str:
+    if not items:
+        return '<p class="muted">none</p>'
+    lis = "".join(
+        f'<li>{_esc(i.item)} <span class="share" title="{_esc(f"{i.count:,.1f} {what}")}">'
+        f"{share_pct(i.share)} %</span></li>"
+        for i in items
+    )
+    return f"<ol>{lis}</ol>"
+
+
+def profile_detail(profile: ClusterProfile) -> str:
+    """The expanded profile of one cluster: top-k of each facet, collaboration, partners, years."""
+    blocks = []
+    for layer, facet, _ in PROFILE_FACETS:
+        items = _ranked_list(profile.facets.get((layer, facet), []), LAYER_LABELS[layer])
+        blocks.append(f"<div><h4>{_esc(FACET_TITLES[facet])}</h4>{items}</div>")
+    collab_rows = ""
+    for layer in LAYER_LABELS:
+        scopes = profile.collaboration(layer)
+        shares = "".join(f"<td>{share_pct(scopes[s].share) if s in scopes else '–'}</td>" for s in SCOPES)
+        collab_rows += f'<tr><th scope="row">{_esc(LAYER_LABELS[layer])}</th>{shares}</tr>'
+    blocks.append(
+        '<div><h4>Collaboration (% of the cluster\'s count)</h4><table class="mini"><thead><tr><th></th>'
+        + "".join(f"<th>{s}</th>" for s in SCOPES)
+        + f"</tr></thead><tbody>{collab_rows}</tbody></table></div>"
+    )
+    partner_lists = "".join(
+        f"<h5>in {_esc(LAYER_LABELS[layer])}</h5>"
+        + _ranked_list(profile.facets.get((layer, "partner"), []), "link weight")
+        for layer in LAYER_LABELS
+    )
+    blocks.append(f"<div><h4>Partner clusters (link, % of the cluster's count)</h4>{partner_lists}</div>")
+    years = sorted({y for series in profile.trends.values() for y, _ in series})
+    by_layer = {layer: dict(series) for layer, series in profile.trends.items()}
+    year_rows = "".join(
+        f'<tr><th scope="row">{y}</th>'
+        + "".join(
+            f"<td>{count(by_layer.get(layer, {}).get(y)) if y in by_layer.get(layer, {}) else ''}</td>"
+            for layer in LAYER_LABELS
+        )
+        + "</tr>"
+        for y in years
+    )
+    blocks.append(
+        '<div><h4>By publication year</h4><table class="mini"><thead><tr><th></th>'
+        + "".join(f"<th>{_esc(LAYER_LABELS[layer])}</th>" for layer in LAYER_LABELS)
+        + f"</tr></thead><tbody>{year_rows}</tbody></table></div>"
+    )
+    return f'<div class="profile-grid">{"".join(blocks)}</div>'
+
+
+PROFILE_COLUMNS = (
+    "Rank",
+    "Cluster",
+    *(heading for _, _, heading in PROFILE_FACETS),
+    "PCT: local · domestic · international, %",
+    "Articles: local · domestic · international, %",
+    "Top partner clusters",
+    "By year",
+)
+
+
+def profiles_table(records: Sequence[Mapping[str, Any]], profiles: Mapping[int, ClusterProfile]) -> str:
+    """One summary row per ranked cluster, each followed by its hidden detail row."""
+    head = "".join(f'<th scope="col">{_esc(c)}</th>' for c in PROFILE_COLUMNS)
+    rows = []
+    for r in records:
+        rank, prof = r["rank"], profiles.get(int(r["cluster_id"]), ClusterProfile({}, {}))
+        tops = "".join(f"<td>{_item_html(prof.top(layer, facet))}</td>" for layer, facet, _ in PROFILE_FACETS)
+        partners = "; ".join(_esc(p) for p in prof.partners()) or '<span class="muted">–</span>'
+        rows.append(
+            f'<tr class="profile" data-profile-rank="{rank}">'
+            f'<td><button type="button" class="expand" aria-expanded="false" aria-controls="profile-{rank}" '
+            f'title="show the whole profile">{rank}</button></td>'
+            f"<td>{_esc(r['name'])}</td>{tops}"
+            f"<td>{collaboration_bar(prof.collaboration('patents'))}</td>"
+            f"<td>{collaboration_bar(prof.collaboration('publications'))}</td>"
+            f'<td class="partners">{partners}</td><td>{sparkline(prof.trends)}</td></tr>'
+            f'<tr class="profile-detail" id="profile-{rank}" hidden>'
+            f'<td colspan="{len(PROFILE_COLUMNS)}">{profile_detail(prof)}</td></tr>'
+        )
+    return f'<table id="profiles"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+# --- the published GII 2023 table beside this edition -------------------------------------------
+
+
+def _split_pairs(text: Any, sep: str = ";", inner: str = "|") -> list[list[str]]:
+    """'a|b|0.5;c|d|0.2' -> [['a', 'b', '0.5'], ['c', 'd', '0.2']] (None or '' -> [])."""
+    if not text:
+        return []
+    return [part.split(inner) for part in str(text).split(sep)]
+
+
+def _strip_state(place: str) -> str:
+    """'Boston, MA' -> 'Boston' (the state code the names carry after US places)."""
+    head, _, tail = place.rpartition(", ")
+    return head if head and len(tail) == 2 and tail.isupper() else place
+
+
+def _pct(share: float) -> str:
+    return f"{share * 100:.1f} %"
+
+
+def _name_notes(row: Mapping[str, Any], params: RunParams) -> list[str]:
+    """Why our name differs from the published one, place by place."""
+    notes = []
+    ours = [_strip_state(p) for p in str(row["our_name"]).split("–")]
+    our_shares = {name: float(share) for name, share in _split_pairs(row.get("our_place_shares"))}
+    published = _split_pairs(row.get("published_place_shares"))
+    gazetteer_names = {gaz for _, gaz, _ in published if gaz}
+    for text, gaz, share in published:
+        if not gaz:
+            notes.append(f"{text} is not in the gazetteer for {row['published_economies']}")
+        elif gaz in ours:
+            if gaz != text:
+                notes.append(f"GeoNames' main name for {text} is “{gaz}”")
+        elif not share or float(share) == 0.0:
+            notes.append(f"{text} is not part of this cluster")
+        elif float(share) < params.name_min_share:
+            notes.append(
+                f"{text} brings {_pct(float(share))} of the score, below name_min_share "
+                f"{_pct(params.name_min_share)}: not in the name"
+            )
+        else:
+            notes.append(
+                f"{text} brings {_pct(float(share))} of the score but three larger places fill the name"
+            )
+    for place in ours:
+        if place not in gazetteer_names:
+            share = our_shares.get(place)
+            brings = "is one of its largest places" if share is None else f"brings {_pct(share)} of the score"
+            threshold = _pct(params.name_min_share)
+            notes.append(f"{place} {brings} (≥ name_min_share {threshold}): added to the name")
+    if not notes and [gaz for _, gaz, _ in published] != ours[: len(published)]:
+        notes.append("the same places in another order (ours by score contribution)")
+    return notes
+
+
+def _economy_notes(row: Mapping[str, Any], params: RunParams) -> list[str]:
+    """Why our economies differ: each country's share of the score against economy_min_share."""
+    shares = {cc: float(v) for cc, v in _split_pairs(row.get("our_economy_shares"), inner=":")}
+    ours = str(row["our_economies"] or "").split("/")
+    published = str(row["published_economies"]).split("/")
+    notes = [
+        f"{cc} brings {_pct(shares.get(cc, 0.0))} of the score (≥ economy_min_share "
+        f"{_pct(params.economy_min_share)}): listed"
+        for cc in ours
+        if cc and cc not in published
+    ]
+    notes += [
+        f"{cc} brings {_pct(shares.get(cc, 0.0))} of the score, below economy_min_share "
+        f"{_pct(params.economy_min_share)}: not listed"
+        for cc in published
+        if cc not in ours
+    ]
+    if not notes and ours != published:
+        notes.append("the same economies in another order (ours by share of the score)")
+    return notes
+
+
+ROUNDING_POINTS = 0.05  # the published scores are printed to one decimal
+
+
+def _printed(value: Any) -> str:
+    """A percent value as the GII prints it (one decimal)."""
+    v = _json_value(value)
+    return "–" if v is None else f"{v:.1f}"
+
+
+def score_differs(row: Mapping[str, Any]) -> bool:
+    """Our score printed at one decimal is not the published one."""
+    return row.get("our_score") is not None and _printed(row["our_score"]) != _printed(row["published_score"])
+
+
+def explain(row: Mapping[str, Any], params: RunParams) -> list[str]:
+    """Short reasons for the notable differences of one gii_comparison row (none when ours prints
+    the same rank, name, economies and score)."""
+    place = row["matched_place"]
+    if row.get("our_cluster_id") is None:
+        if row.get("matched_geonameid") is None:
+            economy = str(row["published_economies"]).split("/")[0]
+            return [f"{place} is not in the gazetteer for {economy}: no match"]
+        return [f"no cluster of this edition holds {place} (GeoNames {row['matched_gazetteer_name']})"]
+    notes = []
+    if (row.get("n_published_matched") or 0) > 1:
+        notes.append(
+            f"{row['n_published_matched']} published clusters fall in our {row['our_name']}: "
+            "this edition joins clusters that WIPO keeps apart"
+        )
+    if not row["name_matches"]:
+        notes += _name_notes(row, params)
+    if not row["economies_match"]:
+        notes += _economy_notes(row, params)
+    move = row.get("rank_difference") or 0
+    if move:
+        places = f"{abs(move)} place{'s' if abs(move) > 1 else ''}"
+        notes.append(f"ranked {places} {'lower' if move > 0 else 'higher'} ({row['our_rank']})")
+    if score_differs(row):
+        parts = [
+            f"{label} {_printed(row[ours])} % vs {_printed(row[theirs])} %"
+            for label, ours, theirs in (
+                ("PCT", "our_pct_share", "published_pct_share"),
+                ("articles", "our_pub_share", "published_articles_share"),
+            )
+            if _printed(row[ours]) != _printed(row[theirs])
+        ]
+        diff, published = float(row["score_difference"]), float(row["published_score"])
+        if not parts and abs(diff) < 2 * ROUNDING_POINTS:
+            # both shares print the same: only the rounding of the published score separates us
+            side = "below" if diff < 0 else "above"
+            ours = float(row["our_score"])
+            notes.append(
+                f"score {ours:.3f} prints as {_printed(ours)}, just {side} the "
+                f"range {published - ROUNDING_POINTS:.2f}–{published + ROUNDING_POINTS:.2f} that the "
+                f"published {_printed(published)} stands for"
+            )
+        else:
+            notes.append(f"score {diff:+.2f} points" + (f" ({'; '.join(parts)})" if parts else ""))
+    return notes
+
+
+def _ratio(value: Any) -> str:
+    v = _json_value(value)
+    return "–" if v is None else f"{v:.2f}"
+
+
+def _diff_td(text: str, differs: bool) -> str:
+    cls = ' class="diff"' if differs else ""
+    return f"<td{cls}>{text}</td>"
+
+
+def comparison_summary(rows: Sequence[Mapping[str, Any]]) -> str:
+    matched = [r for r in rows if r.get("our_cluster_id") is not None]
+    facts = [
+        ("published clusters", len(rows)),
+        ("matched", len(matched)),
+        ("same rank", sum(1 for r in matched if not r.get("rank_difference"))),
+        ("same name", sum(1 for r in matched if r["name_matches"])),
+        ("same economies", sum(1 for r in matched if r["economies_match"])),
+        ("same printed score", sum(1 for r in matched if not score_differs(r))),
+    ]
+    worst = max(matched, key=lambda r: abs(r["score_difference"] or 0), default=None)
+    if worst is not None:
+        largest = f"{worst['score_difference']:+.2f} ({worst['published_name']})"
+        facts.append(("largest score difference, points", largest))
+    return "".join(
+        f'<div class="fact"><span>{_esc(v)}</span><small>{_esc(k)}</small></div>' for k, v in facts
+    )
+
+
+COMPARISON_HEAD = (
+    '<tr><th colspan="4" class="group">Published (GII 2023)</th>'
+    '<th colspan="4" class="group">This edition</th>'
+    '<th colspan="4" class="group">Difference</th><th rowspan="2">Why</th></tr><tr>'
+    + "".join(
+        f"<th>{h}</th>"
+        for h in (
+            "Rank", "Cluster", "Economy", "Score",
+            "Rank", "Cluster", "Economy", "Score",
+            "Rank", "Score, points", "PCT share ×", "Articles share ×",
+        )
+    )
+    + "</tr>"
+)  # fmt: skip
+COMPARISON_INTRO = (
+    "Every cluster of WIPO's published table (top 34 of GII 2023) beside the cluster of this edition "
+    "that holds the first place of its name (matched by geography, not by name: mart "
+    "<code>gii_comparison</code>). Published shares are rounded to one decimal, so a score difference "
+    "below 0.05 points is rounding. × = our share / the published share (coarse for small shares: a "
+    "printed 0.1 % is anything from 0.05 to 0.15 %). Highlighted: what differs as printed."
+)
+
+
+def _comparison_row(r: Mapping[str, Any], params: RunParams) -> str:
+    notes = explain(r, params)
+    cells = [
+        str(r["published_rank"]),
+        _esc(r["published_name"]),
+        _esc(r["published_economies"]),
+        _printed(r["published_score"]),
+    ]
+    published = "".join(f"<td>{c}</td>" for c in cells)
+    if r.get("our_cluster_id") is None:
+        ours = '<td colspan="8" class="diff">no match</td>'
+    else:
+        move = r.get("rank_difference") or 0
+        arrow = "=" if not move else (f"▼{move}" if move > 0 else f"▲{-move}")
+        ours = (
+            _diff_td(_esc(r["our_rank"]), bool(move))
+            + _diff_td(_esc(r["our_name"]), not r["name_matches"])
+            + _diff_td(_esc(r["our_economies"]), not r["economies_match"])
+            + _diff_td(_printed(r["our_score"]), score_differs(r))
+            + _diff_td(arrow, bool(move))
+            + _diff_td(f"{r['score_difference']:+.2f}", score_differs(r))
+            + f"<td>{_ratio(r.get('pct_share_ratio'))}</td><td>{_ratio(r.get('pub_share_ratio'))}</td>"
+        )
+    why = "<ul>" + "".join(f"<li>{_esc(n)}</li>" for n in notes) + "</ul>" if notes else ""
+    return (
+        f'<tr data-published-rank="{r["published_rank"]}" data-our-rank="{_esc(r.get("our_rank"))}"'
+        f"{' class=notable' if notes else ''}>{published}{ours}<td>{why}</td></tr>"
+    )
+
+
+def comparison_table(rows: Sequence[Mapping[str, Any]], params: RunParams) -> str:
+    body = "".join(_comparison_row(r, params) for r in rows)
+    return f'<table id="gii-comparison"><thead>{COMPARISON_HEAD}</thead><tbody>{body}</tbody></table>'
+
+
+def comparison_section(rows: Sequence[Mapping[str, Any]], params: RunParams) -> str:
+    """The section "Compared with the published GII 2023 table", or nothing without rows."""
+    if not rows:
+        return ""
+    return (
+        '<section id="gii-2023">\n  <h2>Compared with the published GII 2023 table</h2>\n'
+        f'  <p class="muted">{COMPARISON_INTRO} <a href="{COMPARISON_FILE}">{COMPARISON_FILE}</a></p>\n'
+        f'  <div class="facts">{comparison_summary(rows)}</div>\n'
+        f'  <div class="tablewrap">{comparison_table(rows, params)}</div>\n</section>'
+    )
+
+
 def validation_section(summary: Mapping[str, Any]) -> str:
     passed = bool(summary.get("passed"))
     n = summary.get("n_expectations", 0)
@@ -819,6 +1313,9 @@ def render_html(
         shares_svg=share_chart_svg(records),
         top20=_png_data_uri(top20_png),
         diff=diff_section(diff),
+        profiles=profiles_table(records, cluster_profiles(tables.profiles, tables.trends)),
+        comparison=comparison_section(comparison_records(tables.comparison), params),
+        comparison_nav='<a href="#gii-2023">GII 2023</a>' if len(tables.comparison) else "",
         validation=validation_section(summary),
         parameters=_kv_table(sorted(params.as_dict().items()), cls="kv params"),
         provenance=provenance_section(prov, tables),
@@ -835,7 +1332,8 @@ def validation_badge(summary: Mapping[str, Any]) -> str:
 
 
 def write_outputs(params: RunParams, dest: Path, summary: dict, manifest: dict | None = None) -> list[Path]:
-    """Write report.html, map.png, top20.png, ranking.parquet and clusters.geojson into ``dest``.
+    """Write report.html, map.png, top20.png, ranking.parquet and clusters.geojson into ``dest``,
+    and gii_comparison.csv when the edition's gii_comparison mart has rows.
 
     ``summary`` is the validation summary (validate.py); ``manifest``, when given, supplies the
     inputs, code and package versions for the provenance section. ``dest/edition_diff.json`` is
@@ -869,22 +1367,33 @@ def write_outputs(params: RunParams, dest: Path, summary: dict, manifest: dict |
         params, tables, shapes, outlines, summary, diff, provenance(params, manifest), paths["top20.png"]
     )
     paths["report.html"].write_text(page, encoding="utf-8")
+    written = [paths[name] for name in OUTPUT_FILES]
+    if len(tables.comparison):
+        write_comparison_csv(dest / COMPARISON_FILE, tables.comparison)
+        written.append(dest / COMPARISON_FILE)
     log.info(
         "edition %s: report and analyst outputs written to %s (%d clusters)",
         params.edition,
         dest,
         len(records),
     )
-    return [paths[name] for name in OUTPUT_FILES]
+    return written
 
 
 __all__ = [
+    "COMPARISON_FILE",
+    "ClusterProfile",
     "EditionTables",
+    "ProfileItem",
     "ReportError",
+    "cluster_profiles",
+    "comparison_section",
     "country_outlines",
+    "explain",
     "footprint",
     "geojson_collection",
     "map_svg",
+    "profiles_table",
     "read_tables",
     "share_chart_svg",
     "share_pct",

@@ -12,14 +12,16 @@ import socket
 import struct
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import h3
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
 from fixtures.report.edition import build_edition
-from stclusters import report
+from stclusters import config, gazetteer, report, transform
 
 # --- helpers ------------------------------------------------------------------------------------
 
@@ -78,7 +80,7 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> tuple[report.RunParam
     params, summary = build_edition(tmp)
     dest = tmp / "publication"
     written = report.write_outputs(params, dest, summary)
-    assert [p.name for p in written] == list(report.OUTPUT_FILES)
+    assert [p.name for p in written] == [*report.OUTPUT_FILES, report.COMPARISON_FILE]
     return params, dest, summary
 
 
@@ -174,7 +176,7 @@ def test_same_data_gives_the_same_bytes(published, tmp_path: Path) -> None:
     params, dest, summary = published
     again = tmp_path / "again"
     report.write_outputs(params, again, summary)
-    for name in report.OUTPUT_FILES:
+    for name in (*report.OUTPUT_FILES, report.COMPARISON_FILE):
         assert _sha(again / name) == _sha(dest / name), name
 
 
@@ -305,3 +307,442 @@ def test_country_outlines_are_read_offline(monkeypatch: pytest.MonkeyPatch) -> N
     assert any(_in_multipolygon(paris, o) for o in outlines)
     assert any(_in_multipolygon(tokyo, o) for o in outlines)
     assert not any(_in_multipolygon((-30.0, 30.0), o) for o in outlines)  # mid-Atlantic
+
+
+# --- profiles -----------------------------------------------------------------------------------
+
+
+def _mart(params: report.RunParams, sql: str) -> list[dict[str, Any]]:
+    con = duckdb.connect(str(params.duckdb_path), read_only=True)
+    try:
+        return report.ranking_records(con.sql(sql).df())
+    finally:
+        con.close()
+
+
+def _between(page: str, start: str, end: str) -> str:
+    return page.split(start, 1)[1].split(end, 1)[0]
+
+
+def test_profiles_show_each_ranked_clusters_top_items_and_collaboration(published) -> None:
+    params, dest, _ = published
+    page = (dest / "report.html").read_text(encoding="utf-8")
+    section = _between(page, 'id="profiles-section"', "</section>")
+    tags = _tags(section)
+    summary_rows = [a for t, a in tags if t == "tr" and a.get("class") == "profile"]
+    details = [a for t, a in tags if t == "tr" and a.get("class") == "profile-detail"]
+    assert [int(a["data-profile-rank"]) for a in summary_rows] == list(range(1, params.top_n + 1))
+    assert [a["id"] for a in details] == [f"profile-{k}" for k in range(1, params.top_n + 1)]
+    assert all("hidden" in a for a in details)  # collapsed until clicked
+    tops = _mart(params, "select * from main.profiles where item_rank = 1 and cluster_rank <= 12")
+    assert len(tops) == params.top_n * 8  # per layer: 2 ranked facets, collaboration, partner
+    for rank in range(1, params.top_n + 1):
+        row = _between(section, f'data-profile-rank="{rank}">', "</tr>")
+        for t in tops:
+            if t["cluster_rank"] == rank and t["facet"] not in {"collaboration", "partner"}:
+                assert f'{report._esc(t["item"])} <span class="share">{t["item_share"] * 100:.1f} %' in row
+        collab = _mart(
+            params,
+            f"select layer, item, item_share from main.profiles where cluster_rank = {rank} "
+            "and facet = 'collaboration' order by layer, item_rank",
+        )
+        for layer in ("patents", "publications"):
+            shares = [f"{c['item_share'] * 100:.1f}" for c in collab if c["layer"] == layer]
+            assert " · ".join(shares) in row, (rank, layer)
+
+
+def test_profile_detail_lists_the_top_k_and_the_counts_by_year(published) -> None:
+    params, dest, _ = published
+    page = (dest / "report.html").read_text(encoding="utf-8")
+    detail = _between(page, 'id="profile-2" hidden>', 'data-profile-rank="3"')
+    applicants = _mart(
+        params,
+        "select item, item_share from main.profiles where cluster_rank = 2 and facet = 'applicant' "
+        "order by item_rank",
+    )
+    assert len(applicants) == 5
+    listed = _between(detail, "Applicants", "</ol>")
+    positions = [listed.index(report._esc(a["item"])) for a in applicants]
+    assert positions == sorted(positions)  # in item_rank order
+    years = _mart(
+        params,
+        "select layer, publication_year, document_count from main.cluster_trends where cluster_rank = 2",
+    )
+    assert len(years) == 10  # five years per layer
+    by_year = _between(detail, "By publication year", "</table>")
+    for y in years:
+        assert f"{y['publication_year']}</th>" in by_year
+        assert f">{y['document_count']:,.0f}</td>" in by_year
+    spark = _between(page, 'data-profile-rank="2">', "</tr>").split('<svg class="spark"', 1)[1]
+    assert spark.count("<polyline") == 2
+
+
+def test_partners_rank_by_mean_link_share_over_both_layers() -> None:
+    item = report.ProfileItem
+    profile = report.ClusterProfile(
+        facets={
+            ("patents", "partner"): [item("Beijing", 30.0, 0.010), item("Munich", 20.0, 0.008)],
+            ("publications", "partner"): [item("Seoul", 50.0, 0.030), item("Beijing", 40.0, 0.012)],
+        },
+        trends={},
+    )
+    # Seoul 0.015, Beijing 0.011, Munich 0.004: a large link weight alone does not rank first
+    assert profile.partners() == ["Seoul", "Beijing", "Munich"]
+    assert profile.partners(1) == ["Seoul"]
+    assert profile.top("patents", "applicant") is None
+
+
+def test_sparkline_scales_each_layer_to_its_own_maximum() -> None:
+    svg = report.sparkline(
+        {"patents": [(2018, 10.0), (2019, 20.0)], "publications": [(2017, 5.0), (2018, 0.0)]}
+    )
+    points = [p.split('"')[0] for p in svg.split('points="')[1:]]
+    pat = [tuple(map(float, xy.split(","))) for xy in points[0].split()]
+    pub = [tuple(map(float, xy.split(","))) for xy in points[1].split()]
+    assert pat[1][1] == pub[0][1] == 2.0  # each maximum touches the top (pad 2)
+    assert pub[1][1] == 20.0  # zero sits on the bottom line
+    assert pat[0][0] == pub[1][0]  # 2018 at the same x in both lines
+    assert "2019 20" in svg  # exact counts in the tooltip
+    assert "muted" in report.sparkline({})
+
+
+def test_missing_profile_mart_is_an_error(tmp_path: Path) -> None:
+    params, summary = build_edition(tmp_path)
+    con = duckdb.connect(str(params.duckdb_path))
+    con.execute("drop table main.cluster_trends")
+    con.close()
+    with pytest.raises(report.ReportError, match=r"stclusters\.duckdb: table main\.cluster_trends not found"):
+        report.write_outputs(params, tmp_path / "publication", summary)
+
+
+# --- the GII 2023 comparison in the report ------------------------------------------------------
+
+
+def test_gii_comparison_csv_is_the_mart(published) -> None:
+    params, dest, _ = published
+    written = pd.read_csv(dest / report.COMPARISON_FILE, keep_default_na=False, na_values=[""])
+    mart = _mart(params, "select * from main.gii_comparison order by published_rank")
+    assert list(written.columns) == list(mart[0])
+    assert written["published_rank"].tolist() == list(range(1, 35))
+    for got, want in zip(report.ranking_records(written), mart, strict=True):
+        for key, value in want.items():
+            expected = pytest.approx(value) if isinstance(value, float) else value
+            assert got[key] == expected, (want["published_rank"], key)
+
+
+def test_comparison_section_lists_every_published_cluster_beside_ours(published) -> None:
+    params, dest, _ = published
+    page = (dest / "report.html").read_text(encoding="utf-8")
+    assert 'href="#gii-2023"' in page
+    section = _between(page, '<section id="gii-2023">', "</section>")
+    assert "Compared with the published GII 2023 table" in section
+    rows = _mart(params, "select * from main.gii_comparison order by published_rank")
+    tags = [a for t, a in _tags(section) if t == "tr" and a.get("data-published-rank")]
+    assert [int(a["data-published-rank"]) for a in tags] == list(range(1, 35))
+    for r in rows:
+        html_row = _between(section, f'data-published-rank="{r["published_rank"]}"', "</tr>")
+        assert f"<td>{r['published_score']:.1f}</td>" in html_row
+        assert f">{r['our_score']:.1f}</td>" in html_row
+        assert f">{report._esc(r['our_name'])}</td>" in html_row
+        # highlighted exactly where the printed values differ
+        assert ('class="diff">' + report._esc(r["our_name"])) in html_row or r["name_matches"]
+        assert ('class="diff"' in html_row) == bool(report.explain(r, params)), r["published_name"]
+    cologne = _between(section, 'data-published-rank="25"', "</tr>")
+    assert "GeoNames&#x27; main name for Cologne is “Köln”" in cologne
+    tel_aviv = _between(section, 'data-published-rank="30"', "</tr>")
+    assert "PS brings 6.1 % of the score (≥ economy_min_share 5.0 %): listed" in tel_aviv
+
+
+def test_no_comparison_without_rows_or_without_the_mart(tmp_path: Path) -> None:
+    params, summary = build_edition(tmp_path)
+    con = duckdb.connect(str(params.duckdb_path))
+    con.execute("delete from main.gii_comparison")
+    con.close()
+    dest = tmp_path / "empty"
+    written = report.write_outputs(params, dest, summary)
+    page = (dest / "report.html").read_text(encoding="utf-8")
+    assert 'id="gii-2023"' not in page and "#gii-2023" not in page
+    assert not (dest / report.COMPARISON_FILE).exists()
+    assert [p.name for p in written] == list(report.OUTPUT_FILES)
+    con = duckdb.connect(str(params.duckdb_path))
+    con.execute("drop table main.gii_comparison")
+    con.close()
+    report.write_outputs(params, tmp_path / "absent", summary)
+    assert 'id="gii-2023"' not in (tmp_path / "absent" / "report.html").read_text(encoding="utf-8")
+
+
+PARAMS = config.resolve({"edition": 2023}, environ={})
+
+
+def _row(**changes: Any) -> dict[str, Any]:
+    """A gii_comparison row where everything agrees, then ``changes``."""
+    row = {
+        "published_rank": 7,
+        "published_name": "Osaka–Kobe–Kyoto",
+        "published_economies": "JP",
+        "published_pct_share": 3.1,
+        "published_articles_share": 0.7,
+        "published_score": 3.8,
+        "matched_place": "Osaka",
+        "matched_geonameid": 1853909,
+        "matched_gazetteer_name": "Osaka",
+        "our_rank": 7,
+        "our_cluster_id": 70,
+        "our_name": "Osaka–Kobe–Kyoto",
+        "our_economies": "JP",
+        "our_economy_shares": "JP:1.0000",
+        "published_place_shares": "Osaka|Osaka|0.4000;Kobe|Kobe|0.2000;Kyoto|Kyoto|0.1500",
+        "our_place_shares": "Osaka|0.4000;Kobe|0.2000;Kyoto|0.1500;Sakai|0.0500",
+        "our_pct_share": 3.08,
+        "our_pub_share": 0.72,
+        "our_score": 3.80,
+        "rank_difference": 0,
+        "score_difference": 0.0,
+        "name_matches": True,
+        "economies_match": True,
+        "n_published_matched": 1,
+    }
+    return {**row, **changes}
+
+
+def test_explain_is_silent_when_everything_prints_the_same() -> None:
+    assert report.explain(_row(our_score=3.76, score_difference=-0.04), PARAMS) == []
+
+
+def test_explain_names_the_place_below_and_the_place_above_name_min_share() -> None:
+    notes = report.explain(
+        _row(
+            our_name="Osaka–Kobe–Sakai",
+            name_matches=False,
+            published_place_shares="Osaka|Osaka|0.4000;Kobe|Kobe|0.2000;Kyoto|Kyoto|0.0800",
+            our_place_shares="Osaka|0.4000;Kobe|0.2000;Sakai|0.1200;Kyoto|0.0800",
+        ),
+        PARAMS,
+    )
+    assert notes == [
+        "Kyoto brings 8.0 % of the score, below name_min_share 10.0 %: not in the name",
+        "Sakai brings 12.0 % of the score (≥ name_min_share 10.0 %): added to the name",
+    ]
+
+
+def test_explain_names_gazetteer_spellings_and_absent_places() -> None:
+    notes = report.explain(
+        _row(
+            published_name="Cologne–Atlantis",
+            our_name="Köln",
+            name_matches=False,
+            published_place_shares="Cologne|Köln|0.7700;Atlantis||",
+            our_place_shares="Köln|0.7700;Leverkusen|0.0700",
+        ),
+        PARAMS,
+    )
+    assert notes == ["GeoNames' main name for Cologne is “Köln”", "Atlantis is not in the gazetteer for JP"]
+    notes = report.explain(
+        _row(
+            our_name="Osaka",
+            name_matches=False,
+            published_place_shares="Osaka|Osaka|0.9000;Kobe|Kobe|0.0000",
+            our_place_shares="Osaka|0.9000",
+        ),
+        PARAMS,
+    )
+    assert "Kobe is not part of this cluster" in notes
+
+
+def test_explain_economies_against_economy_min_share() -> None:
+    notes = report.explain(
+        _row(
+            published_economies="SG/MY",
+            our_economies="SG",
+            economies_match=False,
+            our_economy_shares="SG:0.9700;MY:0.0300",
+        ),
+        PARAMS,
+    )
+    assert notes == ["MY brings 3.0 % of the score, below economy_min_share 5.0 %: not listed"]
+    notes = report.explain(
+        _row(published_economies="HK/CN", our_economies="CN/HK", economies_match=False), PARAMS
+    )
+    assert notes == ["the same economies in another order (ours by share of the score)"]
+
+
+def test_explain_rank_moves_score_gaps_and_merged_clusters() -> None:
+    notes = report.explain(
+        _row(our_rank=10, rank_difference=3, our_pct_share=2.6, our_score=3.3, score_difference=-0.5), PARAMS
+    )
+    assert notes == ["ranked 3 places lower (10)", "score -0.50 points (PCT 2.6 % vs 3.1 %)"]
+    notes = report.explain(
+        _row(our_rank=6, rank_difference=-1, our_score=3.851, score_difference=0.051), PARAMS
+    )
+    assert notes == [
+        "ranked 1 place higher (6)",
+        "score 3.851 prints as 3.9, just above the range 3.75–3.85 that the published 3.8 stands for",
+    ]
+    notes = report.explain(_row(n_published_matched=2), PARAMS)
+    assert notes == [
+        "2 published clusters fall in our Osaka–Kobe–Kyoto: this edition joins clusters that WIPO keeps apart"
+    ]
+
+
+def test_explain_unmatched_rows() -> None:
+    assert report.explain(_row(our_cluster_id=None, matched_geonameid=None), PARAMS) == [
+        "Osaka is not in the gazetteer for JP: no match"
+    ]
+    assert report.explain(_row(our_cluster_id=None), PARAMS) == [
+        "no cluster of this edition holds Osaka (GeoNames Osaka)"
+    ]
+
+
+# --- the gii_comparison mart (dbt on a tiny world) ----------------------------------------------
+
+# A published table of six rows and the upstream tables the mart reads, with known answers:
+# name, economy -> (our cluster, how it is found)
+PUBLISHED = [
+    (1, "Tokyo–Yokohama", "JP", 100, 200, 10.0, 2.0, 12.0),  # Tokyo split over clusters 10 and 11
+    (2, "Cologne", "DE", 50, 60, 1.0, 0.5, 1.5),  # GeoNames says Köln; a small Cologne in FR
+    (3, "Springfield, IL", "US", 10, 20, 0.5, 0.5, 1.0),  # the smaller Springfield, in the named state
+    (4, "Atlantis", "GR", 5, 5, 0.2, 0.2, 0.4),  # no address placed at the place: its cell decides
+    (5, "Yokohama", "JP", 5, 5, 0.2, 0.2, 0.4),  # falls in cluster 10 with Tokyo
+    (6, "Nowhere", "XX", 1, 1, 0.1, 0.1, 0.2),  # not in the gazetteer
+]
+# geonameid, main name, country, admin1, population, cell, other names
+PLACES = [
+    (1, "Tokyo", "JP", "40", 8_000_000, 101, []),
+    (2, "Yokohama", "JP", "19", 3_000_000, 102, []),
+    (3, "Köln", "DE", "07", 1_000_000, 201, ["Cologne"]),
+    (4, "Cologne", "FR", "76", 1_000, 901, []),
+    (5, "Springfield", "US", "MA", 155_000, 301, []),
+    (6, "Springfield", "US", "IL", 114_000, 302, []),
+    (7, "Atlantis", "GR", "01", 5_000, 401, []),
+]
+# layer, cell, geonameid, country, weight (world: 100 patents, 100 articles)
+LOCATED = [
+    ("patents", 101, 1, "JP", 30.0),
+    ("patents", 111, 1, "JP", 5.0),  # Tokyo addresses also in cluster 11
+    ("patents", 102, 2, "JP", 10.0),
+    ("publications", 201, 3, "DE", 8.0),
+    ("patents", 202, None, "DE", 2.0),  # coordinates, no place
+    ("patents", 301, 5, "US", 6.0),
+    ("patents", 302, 6, "US", 4.0),
+    ("publications", 401, None, "GR", 3.0),  # Atlantis only by coordinates
+]
+CELLS = {101: 10, 102: 10, 111: 11, 201: 20, 202: 20, 301: 30, 302: 31, 401: 40}
+# cluster_id, rank, name, economies, pct_count, pub_count
+CLUSTERS = [
+    (10, 1, "Tokyo–Yokohama", "JP", 40.0, 0.0),
+    (20, 2, "Köln", "DE", 2.0, 8.0),
+    (30, 3, "Springfield, MA", "US", 6.0, 0.0),
+    (11, 4, "Tokyo", "JP", 5.0, 0.0),
+    (31, 5, "Springfield, IL", "US", 4.0, 0.0),
+    (40, 6, "Cluster 40", "GR", 0.0, 3.0),
+]
+
+
+def _tiny_world(tmp_path: Path, edition: int) -> config.RunParams:
+    params = config.resolve(
+        {"edition": edition, "workspace_dir": str(tmp_path / "ws"), "output_dir": str(tmp_path / "out")},
+        environ={},
+    )
+    params.workspace.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(params.duckdb_path))
+    try:
+        con.execute("create schema main_reference")
+        con.execute(
+            "create table main_reference.gii_2023_published (rank integer, cluster_name varchar, "
+            "economy varchar, pct_applications integer, articles integer, pct_share double, "
+            "articles_share double, score double)"
+        )
+        con.executemany(
+            "insert into main_reference.gii_2023_published values (?, ?, ?, ?, ?, ?, ?, ?)", PUBLISHED
+        )
+        con.execute(
+            "create table stg_gazetteer__names (name_key varchar, geonameid bigint, is_main_name boolean)"
+        )
+        con.execute(
+            "create table int_places_celled (geonameid bigint, name varchar, country_code varchar, "
+            "admin1_code varchar, population bigint, cell bigint)"
+        )
+        for gid, name, cc, admin1, pop, cell, others in PLACES:
+            con.execute(
+                "insert into int_places_celled values (?, ?, ?, ?, ?, ?)", [gid, name, cc, admin1, pop, cell]
+            )
+            for other, main in [(name, True), *((o, False) for o in others)]:
+                con.execute(
+                    "insert into stg_gazetteer__names values (?, ?, ?)",
+                    [gazetteer.normalize_name(other), gid, main],
+                )
+        con.execute(
+            "create table int_addresses_located (layer varchar, cell bigint, geonameid bigint, "
+            "country varchar, weight double, n_addresses bigint)"
+        )
+        con.executemany("insert into int_addresses_located values (?, ?, ?, ?, ?, 1)", LOCATED)
+        con.execute("create table int_clusters_merged (cell bigint, cluster_id bigint)")
+        con.executemany("insert into int_clusters_merged values (?, ?)", list(CELLS.items()))
+        con.execute(
+            "create table int_clusters_measured "
+            "(cluster_id bigint, world_patents double, world_publications double)"
+        )
+        con.executemany("insert into int_clusters_measured values (?, 100, 100)", [(c[0],) for c in CLUSTERS])
+        con.execute(
+            "create table clusters (rank bigint, cluster_id bigint, name varchar, economies varchar, "
+            "economy_shares varchar, pct_count double, pct_share double, pub_count double, pub_share double, "
+            "score double)"
+        )
+        con.executemany(
+            "insert into clusters values (?, ?, ?, ?, ? || ':1.0000', ?, ? / 100, ?, ? / 100, (? + ?) / 100)",
+            [(r, cid, n, e, e, p, p, a, a, p, a) for cid, r, n, e, p, a in CLUSTERS],
+        )
+    finally:
+        con.close()
+    transform.run_dbt(params, "build", ["--select", "gii_comparison"])
+    return params
+
+
+@pytest.fixture(scope="module")
+def tiny_comparison(tmp_path_factory: pytest.TempPathFactory) -> dict[int, dict[str, Any]]:
+    params = _tiny_world(tmp_path_factory.mktemp("tiny2023"), 2023)
+    rows = _mart(params, "select * from main.gii_comparison order by published_rank")
+    return {r["published_rank"]: r for r in rows}
+
+
+def test_mart_matches_by_the_place_holding_most_of_the_first_places_weight(tiny_comparison) -> None:
+    assert sorted(tiny_comparison) == [r[0] for r in PUBLISHED]  # one row per published cluster
+    tokyo = tiny_comparison[1]
+    assert (tokyo["our_cluster_id"], tokyo["match_method"], tokyo["matched_geonameid"]) == (
+        10,
+        "place addresses",
+        1,
+    )
+    assert tokyo["name_matches"] and tokyo["economies_match"] and tokyo["rank_difference"] == 0
+    assert tokyo["our_score"] == pytest.approx(40.0) and tokyo["score_difference"] == pytest.approx(28.0)
+    assert tokyo["pct_share_ratio"] == pytest.approx(4.0) and tokyo["pub_share_ratio"] == pytest.approx(0.0)
+    assert tokyo["published_place_shares"] == "Tokyo|Tokyo|0.7500;Yokohama|Yokohama|0.2500"
+    assert tokyo["n_published_matched"] == 2  # Yokohama's published row falls in it too
+    assert tiny_comparison[5]["our_cluster_id"] == 10
+
+
+def test_mart_finds_places_by_any_gazetteer_name_in_the_first_economy(tiny_comparison) -> None:
+    cologne = tiny_comparison[2]
+    assert (cologne["matched_geonameid"], cologne["matched_gazetteer_name"]) == (3, "Köln")
+    assert cologne["our_name"] == "Köln" and not cologne["name_matches"]
+    assert cologne["published_place_shares"] == "Cologne|Köln|0.8000"  # 8 of the cluster's 10
+    assert cologne["our_place_shares"] == "Köln|0.8000"
+    # "Springfield, IL": the named state beats the larger Springfield, MA
+    springfield = tiny_comparison[3]
+    assert (springfield["matched_geonameid"], springfield["our_cluster_id"]) == (6, 31)
+    assert springfield["matched_place"] == "Springfield" and springfield["name_matches"]
+
+
+def test_mart_falls_back_on_the_places_cell_and_leaves_unknown_places_unmatched(tiny_comparison) -> None:
+    atlantis = tiny_comparison[4]
+    assert (atlantis["our_cluster_id"], atlantis["match_method"]) == (40, "place cell")
+    nowhere = tiny_comparison[6]
+    assert nowhere["matched_geonameid"] is None and nowhere["our_cluster_id"] is None
+    assert nowhere["match_method"] is None and nowhere["n_published_matched"] == 0
+    assert nowhere["name_matches"] is False
+    assert report.explain(nowhere, PARAMS) == ["Nowhere is not in the gazetteer for XX: no match"]
+
+
+def test_mart_is_empty_outside_the_2023_edition(tmp_path: Path) -> None:
+    params = _tiny_world(tmp_path, 2024)
+    assert _mart(params, "select count(*) as n from main.gii_comparison") == [{"n": 0}]
