@@ -1,9 +1,11 @@
 """The report in a real browser: Debian's headless Chromium, driven over the DevTools protocol.
 
 Asserts what a reader relies on: the table has one row per ranked cluster, the map one shape per
-cluster, sorting works, nothing is logged as an error and nothing is requested from outside the
-file. Saves screenshots under artifacts/ (gitignored). Installs nothing: when chromium is missing
-the test fails and says how to install it (tools/ensure-chromium.sh, run by the test set-up).
+cluster, sorting works, profiles open and close, the GII 2023 comparison lists the 34 published
+clusters with its differences highlighted, nothing is logged as an error and nothing is requested
+from outside the file. Saves screenshots under artifacts/ (gitignored). Installs nothing: when
+chromium is missing the test fails and says how to install it (tools/ensure-chromium.sh, run by
+the test set-up).
 """
 
 from __future__ import annotations
@@ -157,6 +159,22 @@ def _screenshot(tools: DevTools, name: str, full_page: bool) -> Path:
     return out
 
 
+def _screenshot_of(tools: DevTools, selector: str, name: str) -> Path:
+    """A screenshot of one element of the page (its whole box, also beyond the viewport)."""
+    box = tools.evaluate(
+        f"(function () {{ var b = document.querySelector({json.dumps(selector)}).getBoundingClientRect();"
+        " return [b.left + window.scrollX, b.top + window.scrollY, b.width, b.height]; })()"
+    )
+    clip = {"x": box[0], "y": box[1], "width": box[2], "height": min(box[3], 4000), "scale": 1}
+    data = tools.call(
+        "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip}
+    )
+    ARTIFACTS.mkdir(exist_ok=True)
+    out = ARTIFACTS / name
+    out.write_bytes(base64.b64decode(data["data"]))
+    return out
+
+
 def _problems(events: list[dict[str, Any]]) -> list[str]:
     found = []
     for e in events:
@@ -217,6 +235,47 @@ def test_report_in_chromium(tmp_path: Path, browser: DevTools) -> None:
     assert browser.evaluate("document.querySelector('#map g.cluster.on').dataset.rank") == "1"
     assert browser.evaluate("document.getElementById('map').viewBox.baseVal.width") < report.MAP_WIDTH / 4
     shot_zoomed = _screenshot(browser, "report-zoomed.png", full_page=False)
+    # The info box links to the cluster's profile, which it opens.
+    browser.evaluate("Array.from(document.querySelectorAll('#info a')).pop().click()")
+    assert browser.evaluate("document.getElementById('profile-1').hidden") is False
+    browser.evaluate("document.getElementById('profiles-close').click()")
+
+    # Profiles: one summary row per ranked cluster; a click opens its detail, a second closes it.
+    summaries = "document.querySelectorAll('#profiles tr.profile')"
+    hidden = (
+        "Array.from(document.querySelectorAll('#profiles tr.profile-detail')).filter(r => r.hidden).length"
+    )
+    assert browser.evaluate(f"{summaries}.length") == params.top_n
+    assert browser.evaluate(hidden) == params.top_n
+    browser.evaluate("document.querySelector('#profiles tr.profile[data-profile-rank=\"2\"]').click()")
+    assert browser.evaluate("document.getElementById('profile-2').hidden") is False
+    assert browser.evaluate("document.getElementById('profile-2').getBoundingClientRect().height") > 150
+    assert (
+        browser.evaluate(
+            "document.querySelector('#profiles tr.profile[data-profile-rank=\"2\"] button.expand')"
+            ".getAttribute('aria-expanded')"
+        )
+        == "true"
+    )
+    assert browser.evaluate(hidden) == params.top_n - 1
+    browser.evaluate("document.getElementById('profiles-open').click()")
+    assert browser.evaluate(hidden) == 0
+    browser.evaluate("document.getElementById('profiles-close').click()")
+    assert browser.evaluate(hidden) == params.top_n
+    browser.evaluate("document.querySelector('#profiles tr.profile[data-profile-rank=\"2\"]').click()")
+    shot_profiles = _screenshot_of(browser, "#profiles-section", "report-profiles.png")
+
+    # The GII 2023 comparison: every published cluster, the differences highlighted and explained.
+    assert browser.evaluate("document.querySelectorAll('#gii-comparison tbody tr').length") == 34
+    highlighted = browser.evaluate(
+        "Array.from(document.querySelectorAll('#gii-comparison td.diff')).map(td => td.textContent)"
+    )
+    assert "Köln" in highlighted
+    why_cologne = browser.evaluate(
+        "document.querySelector('#gii-comparison tr[data-published-rank=\"25\"] td:last-child').textContent"
+    )
+    assert why_cologne == "GeoNames' main name for Cologne is “Köln”"
+    shot_comparison = _screenshot_of(browser, "#gii-2023", "report-gii-2023.png")
     browser.evaluate("document.querySelector('.maptools button[data-view=\"world\"]').click()")
     browser.evaluate("window.scrollTo(0, 0)")
 
@@ -232,3 +291,4 @@ def test_report_in_chromium(tmp_path: Path, browser: DevTools) -> None:
     assert outside == [], f"the report requested {outside}"
     assert _problems(browser.events) == []
     assert shot.stat().st_size > 10_000 and shot_zoomed.stat().st_size > 10_000
+    assert shot_profiles.stat().st_size > 10_000 and shot_comparison.stat().st_size > 10_000
