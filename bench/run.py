@@ -221,7 +221,9 @@ def bench_conf(scale: float, data_root: Path, files: dict[str, str], memory_limi
     }
 
 
-def run_stages(conf: dict, log_dir: Path) -> dict[str, dict]:
+def run_stages(conf: dict, log_dir: Path, progress=None) -> dict[str, dict]:
+    """Each stage in its own child process, in order, stopping at the first failure; ``progress``
+    (if given) is called with the stages measured so far after each one."""
     stages: dict[str, dict] = {}
     for stage in STAGES:
         log.info("stage %s ...", stage)
@@ -231,6 +233,8 @@ def run_stages(conf: dict, log_dir: Path) -> dict[str, dict]:
             m = run_measured(cmd, python_env(), log_file=fh)
         stages[stage] = {"wall_s": m.wall_s, "peak_rss_mb": m.peak_rss_mb, "returncode": m.returncode}
         log.info("stage %s: %.1fs, peak %.0f MB, exit %d", stage, m.wall_s, m.peak_rss_mb, m.returncode)
+        if progress:
+            progress(stages)
         if m.returncode != 0:
             tail = log_path.read_text(errors="replace").splitlines()[-15:]
             stages[stage]["error_tail"] = tail
@@ -296,13 +300,17 @@ def edition_counts(db_path: Path) -> dict:
 # --- the scikit-learn comparison -----------------------------------------------------------
 
 
-def sklearn_compare(scale: float, data_root: Path, conf: dict, timeout_s: float, rss_limit_mb: float) -> dict:
+def sklearn_compare(
+    scale: float, data_root: Path, conf: dict, timeout_s: float, rss_limit_mb: float, layers=LAYERS
+) -> dict:
     """Run bench/sklearn_compare.py per layer in a child process with the time and memory limits."""
     from stclusters import config
 
     params = config.resolve(conf)
     out: dict = {}
-    for layer, min_weight in (("patents", params.min_patents), ("publications", params.min_publications)):
+    minimum = {"patents": params.min_patents, "publications": params.min_publications}
+    for layer in layers:
+        min_weight = minimum[layer]
         result_path = data_root / "ws" / f"scale-{scale_name(scale)}" / f"sklearn-{layer}.json"
         result_path.unlink(missing_ok=True)
         cmd = [
@@ -334,7 +342,18 @@ def bench_scale(args: argparse.Namespace, scale: float) -> dict:
     log.info("scale %s: floor ...", name)
     floor = measure_floor(files, args.memory_limit, args.threads, log_dir / "floor.json")
     log.info("scale %s: floor %.1fs (%s)", name, floor["wall_s"], floor["rows"])
-    stages = run_stages(conf, log_dir)
+    partial = RESULTS_DIR / f"scale-{name}.partial.json"
+
+    def write_partial(stages_so_far: dict) -> None:
+        # A long scale leaves a record of the stages done so far, should it be stopped.
+        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+        record = {"scale": scale, "complete": False, "floor": floor, "stages": stages_so_far, "conf": conf}
+        record["generation"] = {k: world.get(k) for k in GENERATION_KEYS}
+        record["command"] = args.command_line
+        record["machine"] = machine()
+        partial.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+
+    stages = run_stages(conf, log_dir, write_partial)
     ok = all(s["returncode"] == 0 for s in stages.values()) and len(stages) == len(STAGES)
     end_to_end = round(sum(s["wall_s"] for s in stages.values()), 2)
     from stclusters import config
@@ -356,14 +375,19 @@ def bench_scale(args: argparse.Namespace, scale: float) -> dict:
         "counts": edition_counts(params.duckdb_path),
         "slowest_dbt_nodes": timings[:15],
         "conf": conf,
+        "params": params.as_dict(),
         "machine": machine(),
+        "code": code_version(),
         "command": args.command_line,
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     if args.sklearn and ok:
-        result["sklearn"] = sklearn_compare(scale, data_root, conf, args.sklearn_timeout, args.sklearn_rss_mb)
+        result["sklearn"] = sklearn_compare(
+            scale, data_root, conf, args.sklearn_timeout, args.sklearn_rss_mb, args.sklearn_layers
+        )
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     (RESULTS_DIR / f"scale-{name}.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    partial.unlink(missing_ok=True)
     return result
 
 
@@ -373,12 +397,24 @@ def sklearn_only(args: argparse.Namespace, scale: float) -> dict:
     if not path.exists():
         raise SystemExit(f"{path}: no earlier result for scale {scale_name(scale)}; run the scale first")
     result = json.loads(path.read_text())
-    result["sklearn"] = sklearn_compare(
-        scale, args.data_root, result["conf"], args.sklearn_timeout, args.sklearn_rss_mb
-    )
+    limits = (args.sklearn_timeout, args.sklearn_rss_mb, args.sklearn_layers)
+    earlier = result.get("sklearn") or {}
+    result["sklearn"] = {**earlier, **sklearn_compare(scale, args.data_root, result["conf"], *limits)}
     result["sklearn_command"] = args.command_line
+    result["sklearn_code"] = code_version()
     path.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     return result
+
+
+def code_version() -> dict:
+    """The commit measured, and the files of the pipeline that differed from it (shared tree)."""
+
+    def git(*a: str) -> str:
+        done = subprocess.run(["git", *a], cwd=REPO, capture_output=True, text=True, check=False)
+        return done.stdout.strip()
+
+    dirty = git("status", "--porcelain", "--", "plugins", "dbt_project")
+    return {"commit": git("rev-parse", "HEAD"), "uncommitted": [line[3:] for line in dirty.splitlines()]}
 
 
 def machine() -> dict:
@@ -390,13 +426,20 @@ def machine() -> dict:
     }
 
 
+def status(r: dict) -> str:
+    failed = [s for s, v in r["stages"].items() if v["returncode"] != 0]
+    if failed:
+        return f"failed at {failed[0]}; end-to-end covers the stages run"
+    return "ok" if len(r["stages"]) == len(STAGES) else "incomplete"
+
+
 def results_table(results: list[dict]) -> str:
     """Markdown of all recorded scales (bench/results/scale-*.json)."""
     lines = [
         "| scale | rows (patents / publications) | occupied cells (pat / pub) | floor s | "
         + " | ".join(f"{s} s / MB" for s in STAGES)
-        + " | end-to-end s | × floor | peak MB | clustering s | load avg |",
-        "|---" * (9 + len(STAGES)) + "|",
+        + " | end-to-end s | × floor | peak MB | clustering s | H3 res | load avg | status |",
+        "|---" * (11 + len(STAGES)) + "|",
     ]
     for r in sorted(results, key=lambda r: r["scale"]):
         c = r.get("counts", {})
@@ -413,7 +456,8 @@ def results_table(results: list[dict]) -> str:
             f"| {r['scale']:g} | {rows} | {cells} | {r['floor_s']:.1f} | "
             + " | ".join(stage_cells)
             + f" | {r['end_to_end_s']:.1f} | {r['floor_multiple']} | {r['peak_rss_mb']:,.0f} | "
-            f"{r['clustering_s']:.1f} | {r['machine']['load_avg_1m_at_end']} |"
+            f"{r['clustering_s']:.1f} | {r.get('params', {}).get('h3_resolution', '?')} "
+            f"| {r['machine']['load_avg_1m_at_end']} | {status(r)} |"
         )
     commands = sorted({r["command"] for r in results})
     lines += ["", "Produced by: " + "; ".join(f"`{c}`" for c in commands)]
@@ -421,9 +465,9 @@ def results_table(results: list[dict]) -> str:
     if sk:
         lines += [
             "",
-            "| scale | layer | points | sklearn s | sklearn peak MB | dbscan_cells s | cells "
+            "| scale | layer | points | sklearn s | sklearn peak MB | dbscan_cells s | H3 res | cells "
             "| time ratio | agreement |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for r in sorted(sk, key=lambda r: r["scale"]):
             for layer, e in r["sklearn"].items():
@@ -431,19 +475,21 @@ def results_table(results: list[dict]) -> str:
                     lines.append(
                         f"| {r['scale']:g} | {layer} | {e.get('points', '?')} | did not finish "
                         f"({e.get('killed_for') or 'exit ' + str(e.get('returncode'))}) | "
-                        f"{e['peak_rss_mb']:,.0f} | | | | |"
+                        f"{e['peak_rss_mb']:,.0f} | | | | | |"
                     )
                     continue
                 lines.append(
                     f"| {r['scale']:g} | {layer} | {e['points']:,} | {e['sklearn_s']:.2f} "
-                    f"| {e['peak_rss_mb']:,.0f} | {e['dbscan_cells_s']:.2f} | {e['cells']:,} "
+                    f"| {e['peak_rss_mb']:,.0f} | {e['dbscan_cells_s']:.2f} | {e.get('h3_resolution', '?')} "
+                    f"| {e['cells']:,} "
                     f"| {e['time_ratio']:.1f} | {e['agreement']:.4f} |"
                 )
     return "\n".join(lines)
 
 
 def write_table_into_doc() -> None:
-    results = [json.loads(p.read_text()) for p in sorted(RESULTS_DIR.glob("scale-*.json"))]
+    paths = [p for p in sorted(RESULTS_DIR.glob("scale-*.json")) if ".partial" not in p.name]
+    results = [json.loads(p.read_text()) for p in paths]
     if not results:
         return
     table = results_table(results)
@@ -489,6 +535,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sklearn", action="store_true", help="also compare with scikit-learn's DBSCAN")
     parser.add_argument("--sklearn-timeout", type=float, default=600.0)
     parser.add_argument("--sklearn-rss-mb", type=float, default=16 * 1024.0)
+    parser.add_argument("--sklearn-layers", nargs="+", choices=LAYERS, default=list(LAYERS))
     parser.add_argument("--table-only", action="store_true", help="only rewrite the table from bench/results")
     parser.add_argument(
         "--sklearn-only",

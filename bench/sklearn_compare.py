@@ -87,7 +87,13 @@ def main(argv: list[str] | None = None) -> int:
     from sklearn.cluster import DBSCAN
 
     lat, lng, w = read_points(args.db, args.layer)
-    result: dict = {"layer": args.layer, "points": len(w), "weight": float(w.sum())}
+    result: dict = {
+        "layer": args.layer,
+        "points": len(w),
+        "weight": float(w.sum()),
+        "eps_km": args.eps_km,
+        "h3_resolution": args.h3_resolution,
+    }
 
     started = time.monotonic()
     cells = cells_from_latlng(lat, lng, args.h3_resolution)
