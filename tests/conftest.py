@@ -14,6 +14,7 @@ import duckdb
 import pytest
 
 from stclusters import config, land
+from stclusters.dbt_plugin import register_udfs
 from stclusters.schema import COLUMNS
 
 PATENT_ROWS = [
@@ -47,7 +48,7 @@ select rank, name, economies, economy_shares, cross_border, pct_count, pct_share
        score, latitude, longitude, population, documents_per_million, intensity_rank, n_cells, cluster_id
 from main.clusters where rank <= $top_n;
 create or replace table main.cluster_cells as
-select rank, cluster_id, 600000000000000000 + cluster_id as cell, latitude as cell_latitude,
+select rank, cluster_id, stc_h3_cell(latitude + cluster_id, longitude, 8) as cell, latitude as cell_latitude,
        longitude as cell_longitude, pct_count, pub_count
 from main.clusters;
 create or replace table main.check_summaries as
@@ -66,6 +67,25 @@ select * from (values
     -- a minor country (under 5% of the layer) badly geocoded: reported, not blocking
     ('publications', 'KR', 0.1, 0.0, 1)
 ) as t(layer, country, weight, geocoded_share, n_addresses);
+-- the profile marts the publication exports and the report shows: each cluster's top
+-- applicant/organization and its counts by year
+create or replace table main.profiles as
+select
+    c.rank as cluster_rank, c.cluster_id, c.name as cluster_name, l.layer, l.facet,
+    1 as item_rank, l.item, lower(l.item) as item_key, c.pct_count as item_count, 1.0 as item_share
+from main.clusters as c
+cross join (values ('patents', 'applicant', 'Acme'), ('publications', 'organization', 'Univ')) as l(layer, facet, item);
+create or replace table main.links as
+select
+    'patents' as layer, 1 as cluster_a_rank, 1 as cluster_a_id, 'a' as cluster_a_name, 2 as cluster_b_rank,
+    2 as cluster_b_id, 'b' as cluster_b_name, 0.0 as link_weight, 0 as n_documents, 0.0 as share_of_a,
+    0.0 as share_of_b
+where false;
+create or replace table main.cluster_trends as
+select
+    c.rank as cluster_rank, c.cluster_id, c.name as cluster_name, 'patents' as layer, 2020 as publication_year,
+    c.pct_count as document_count, 5.0 as world_count, c.pct_count / 5 as world_share
+from main.clusters as c;
 """
 
 
@@ -106,6 +126,7 @@ def build_small_edition(root: Path, **conf: object) -> config.RunParams:
         con.executemany(
             "insert into clusters_in values (?, ?, ?, ?)", [(i + 1, *c) for i, c in enumerate(CLUSTERS)]
         )
+        register_udfs(con)  # real H3 cells, as the report draws them
         con.execute(MARTS_SQL.replace("$top_n", str(params.top_n)))
     finally:
         con.close()
