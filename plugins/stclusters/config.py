@@ -24,7 +24,12 @@ from typing import Any
 import yaml
 
 REPO_ROOT = Path(os.environ.get("STCLUSTERS_HOME", Path(__file__).resolve().parents[2]))
-SOURCES_FILE = Path(os.environ.get("STCLUSTERS_SOURCES_FILE", REPO_ROOT / "config" / "sources.yml"))
+DEFAULT_SOURCES_FILE = REPO_ROOT / "config" / "sources.yml"
+
+
+def sources_file() -> Path:
+    """config/sources.yml, or the file named by STCLUSTERS_SOURCES_FILE (read at each call)."""
+    return Path(os.environ.get("STCLUSTERS_SOURCES_FILE", DEFAULT_SOURCES_FILE))
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 
 ENV_PREFIX = "STCLUSTERS_"
@@ -150,7 +155,8 @@ def _under_repo(path: str) -> Path:
 PARAM_FIELDS = {f.name: f for f in fields(RunParams)}
 
 
-def load_sources(path: Path = SOURCES_FILE) -> dict[str, Any]:
+def load_sources(path: Path | None = None) -> dict[str, Any]:
+    path = path or sources_file()
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError as exc:
@@ -162,7 +168,8 @@ def load_sources(path: Path = SOURCES_FILE) -> dict[str, Any]:
     return data
 
 
-def source_set(name: str, path: Path = SOURCES_FILE) -> dict[str, Any]:
+def source_set(name: str, path: Path | None = None) -> dict[str, Any]:
+    path = path or sources_file()
     sets = load_sources(path)["source_sets"]
     if name not in sets:
         raise ConfigError(f"{path}: no source set {name!r} (known: {', '.join(sorted(sets))})")
@@ -216,7 +223,7 @@ def resolve(conf: Mapping[str, Any] | None = None, environ: Mapping[str, str] | 
         if isinstance(spec, dict) and spec.get("uri"):
             values[f"{layer}_uri"] = spec["uri"]
     for k, v in (entry.get("params") or {}).items():
-        values[k] = _coerce(k, v, f"{SOURCES_FILE}: source_sets.{set_name}.params")
+        values[k] = _coerce(k, v, f"{sources_file()}: source_sets.{set_name}.params")
     values.update(env_values)
     values.update(conf_values)
     values["source_set"] = set_name
