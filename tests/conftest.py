@@ -74,7 +74,8 @@ select
     c.rank as cluster_rank, c.cluster_id, c.name as cluster_name, l.layer, l.facet,
     1 as item_rank, l.item, lower(l.item) as item_key, c.pct_count as item_count, 1.0 as item_share
 from main.clusters as c
-cross join (values ('patents', 'applicant', 'Acme'), ('publications', 'organization', 'Univ')) as l(layer, facet, item);
+cross join (values ('patents', 'applicant', 'Acme'), ('publications', 'organization', 'Univ'))
+    as l(layer, facet, item);
 create or replace table main.links as
 select
     'patents' as layer, 1 as cluster_a_rank, 1 as cluster_a_id, 'a' as cluster_a_name, 2 as cluster_b_rank,
@@ -83,7 +84,8 @@ select
 where false;
 create or replace table main.cluster_trends as
 select
-    c.rank as cluster_rank, c.cluster_id, c.name as cluster_name, 'patents' as layer, 2020 as publication_year,
+    c.rank as cluster_rank, c.cluster_id, c.name as cluster_name, 'patents' as layer,
+    2020 as publication_year,
     c.pct_count as document_count, 5.0 as world_count, c.pct_count / 5 as world_share
 from main.clusters as c;
 """

@@ -16,8 +16,14 @@ def _where(conf: dict) -> int:
     out = params.edition_output
     latest = params.workspace / "validation" / "latest.json"
     print(f"edition {params.edition}:")
-    print(f"  ranking:     {out / 'ranking.csv'}" + ("" if (out / "ranking.csv").exists() else "  (not published)"))
-    print(f"  report:      {out / 'report.html'}" + ("" if (out / "report.html").exists() else "  (not written)"))
+    print(
+        f"  ranking:     {out / 'ranking.csv'}"
+        + ("" if (out / "ranking.csv").exists() else "  (not published)")
+    )
+    print(
+        f"  report:      {out / 'report.html'}"
+        + ("" if (out / "report.html").exists() else "  (not written)")
+    )
     print(f"  manifest:    {out / 'manifest.json'}")
     if latest.exists():
         summary = json.loads(latest.read_text())

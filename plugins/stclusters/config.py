@@ -30,6 +30,8 @@ DEFAULT_SOURCES_FILE = REPO_ROOT / "config" / "sources.yml"
 def sources_file() -> Path:
     """config/sources.yml, or the file named by STCLUSTERS_SOURCES_FILE (read at each call)."""
     return Path(os.environ.get("STCLUSTERS_SOURCES_FILE", DEFAULT_SOURCES_FILE))
+
+
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 
 ENV_PREFIX = "STCLUSTERS_"
@@ -248,7 +250,12 @@ def _check(p: RunParams) -> None:
         problems.append(f"profiles_top_k must be >= 1, got {p.profiles_top_k}")
     if p.top_n < 1:
         problems.append(f"top_n must be >= 1, got {p.top_n}")
-    for name in ("min_geocoded_share", "major_country_min_share", "max_quarantine_share", "max_out_of_window_share"):
+    for name in (
+        "min_geocoded_share",
+        "major_country_min_share",
+        "max_quarantine_share",
+        "max_out_of_window_share",
+    ):
         if not 0 <= getattr(p, name) <= 1:
             problems.append(f"{name} must be within [0, 1]")
     if problems:
@@ -266,13 +273,13 @@ def source_format(p: RunParams, layer: str) -> str:
 
 
 __all__ = [
+    "DBT_PROJECT_DIR",
+    "REPO_ROOT",
     "ConfigError",
     "RunParams",
-    "resolve",
-    "load_sources",
-    "source_set",
-    "source_format",
     "format_params",
-    "REPO_ROOT",
-    "DBT_PROJECT_DIR",
+    "load_sources",
+    "resolve",
+    "source_format",
+    "source_set",
 ]

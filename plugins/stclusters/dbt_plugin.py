@@ -7,6 +7,7 @@ distinct keys (address strings, locations, cells), never to every address row.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from dbt.adapters.duckdb.plugins import BasePlugin
@@ -24,12 +25,16 @@ UDFS: dict[str, tuple[Any, list[str], str]] = {
 def register_udfs(conn: Any) -> None:
     """Register the UDFs on a DuckDB connection (also used by tests and the land step)."""
     for name, (fn, params, returns) in UDFS.items():
-        try:
+        with contextlib.suppress(Exception):  # not registered yet on this connection
             conn.remove_function(name)
-        except Exception:  # noqa: BLE001 - not registered yet on this connection
-            pass
         conn.create_function(
-            name, _unannotated(fn, len(params)), params, returns, type="arrow", null_handling="special", side_effects=False
+            name,
+            _unannotated(fn, len(params)),
+            params,
+            returns,
+            type="arrow",
+            null_handling="special",
+            side_effects=False,
         )
 
 

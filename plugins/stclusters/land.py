@@ -41,7 +41,11 @@ _ROW_CHECKS: dict[str, list[tuple[str, str, str]]] = {
     "patents": [
         ("application_id", "nullif(trim(t.application_id), '') is null", "missing id"),
         ("inventor_seq", "try_cast(t.inventor_seq as integer) is null", "inventor_seq is not an integer"),
-        ("publication_date", "try_strptime(trim(t.publication_date), '%Y-%m-%d') is null", "unparseable date"),
+        (
+            "publication_date",
+            "try_strptime(trim(t.publication_date), '%Y-%m-%d') is null",
+            "unparseable date",
+        ),
     ],
     "publications": [
         ("article_id", "nullif(trim(t.article_id), '') is null", "missing id"),
@@ -168,12 +172,18 @@ def _load_file(con: duckdb.DuckDBPyConnection, layer: str, path: Path) -> tuple[
         """
     )
     checks = _ROW_CHECKS[layer] + _COMMON_CHECKS
-    reason_case = " ".join(f"when {cond} then {_sql_str(field + '|' + reason)}" for field, cond, reason in checks)
-    con.execute(f"create or replace temp table judged as select t.*, case {reason_case} end as problem from numbered t")
+    reason_case = " ".join(
+        f"when {cond} then {_sql_str(field + '|' + reason)}" for field, cond, reason in checks
+    )
+    con.execute(
+        f"create or replace temp table judged as "
+        f"select t.*, case {reason_case} end as problem from numbered t"
+    )
     con.execute(
         f"""
         insert into raw.quarantine
-        select {_sql_str(layer)}, {src}, source_line, split_part(problem, '|', 1), split_part(problem, '|', 2),
+        select {_sql_str(layer)}, {src}, source_line,
+               split_part(problem, '|', 1), split_part(problem, '|', 2),
                left(concat_ws(',', {", ".join("coalesce(" + c + ", '')" for c in cols)}), 500)
         from judged where problem is not null
         """
@@ -235,7 +245,9 @@ def load_database(
     try:
         con = duckdb.connect(str(tmp_path), config={"memory_limit": memory_limit, "threads": threads})
         try:
-            con.create_function("stc_is_country", _is_country, ["VARCHAR"], "BOOLEAN", null_handling="special")
+            con.create_function(
+                "stc_is_country", _is_country, ["VARCHAR"], "BOOLEAN", null_handling="special"
+            )
             con.execute(_RAW_DDL)
             for item in inputs:
                 for path in item.files:
@@ -266,7 +278,8 @@ def load_database(
             for layer, qpath in sorted((adapter_quarantine or {}).items()):
                 # Records a format adapter refused before the canonical file was written.
                 con.execute(
-                    "insert into raw.quarantine select ?, file, try_cast(line as bigint), field, reason, value "
+                    "insert into raw.quarantine "
+                    "select ?, file, try_cast(line as bigint), field, reason, value "
                     "from read_csv(?, header = true, all_varchar = true)",
                     [layer, str(qpath)],
                 )
@@ -314,7 +327,9 @@ def _check_quarantine(stats: dict[str, dict], max_share: float, con: duckdb.Duck
 def _load_gazetteer(con: duckdb.DuckDBPyConnection, files: dict[str, Path]) -> None:
     for name, path in sorted(files.items()):
         table = name if name.startswith("gazetteer_") else f"gazetteer_{name}"
-        con.execute(f"create or replace table raw.{table} as select * from read_parquet({_sql_str(str(path))})")
+        con.execute(
+            f"create or replace table raw.{table} as select * from read_parquet({_sql_str(str(path))})"
+        )
 
 
 def layer_inputs(files_by_layer: dict[str, list[Path]]) -> list[LayerInput]:
@@ -324,4 +339,4 @@ def layer_inputs(files_by_layer: dict[str, list[Path]]) -> list[LayerInput]:
     return [LayerInput(layer, tuple(files_by_layer.get(layer, []))) for layer in LAYERS]
 
 
-__all__ = ["LoadError", "LayerInput", "load_database", "layer_inputs", "check_header"]
+__all__ = ["LayerInput", "LoadError", "check_header", "layer_inputs", "load_database"]

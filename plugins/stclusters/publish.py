@@ -178,7 +178,11 @@ def publish_edition(params: RunParams) -> dict:
         _check_same_as_validated(params, exported, summary)
         validate.copy_reports(summary, staging / "validation")
         inputs = _inputs(params)
-        provenance = {"inputs": inputs, "code_version": code_version(), "package_versions": package_versions()}
+        provenance = {
+            "inputs": inputs,
+            "code_version": code_version(),
+            "package_versions": package_versions(),
+        }
         # Derived outputs, written before the checksums so the manifest covers them: the
         # comparison with the previous edition, the profiles, then the report that shows both.
         diff.write_edition_diff(params, staging)

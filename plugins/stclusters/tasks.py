@@ -38,7 +38,7 @@ def landing_dir(params: RunParams) -> Path:
 def pull(conf: Mapping[str, Any] | None = None) -> dict:
     """Pull both dumps and the gazetteer into the edition's landing folder, convert them to the
     canonical format, and record every landed file (URI, size, sha256, fetch time)."""
-    from stclusters import gazetteer, sources
+    from stclusters import sources
 
     params = _params(conf)
     landing = landing_dir(params)
@@ -52,7 +52,9 @@ def pull(conf: Mapping[str, Any] | None = None) -> dict:
             expected_size=spec.get("size") if isinstance(spec, dict) else None,
         )
         fmt = config.source_format(params, layer)
-        canonical, conversion = _to_canonical(params, fmt, layer, [f.path for f in landed], landing / "canonical")
+        canonical, conversion = _to_canonical(
+            params, fmt, layer, [f.path for f in landed], landing / "canonical"
+        )
         record["layers"][layer] = {
             "format": fmt,
             "files": [_landed_dict(f) for f in landed],
@@ -128,7 +130,8 @@ def _to_canonical(
         reasons = Counter(f"{q.field}: {q.reason.split(':')[0]}" for q in report.quarantined)
         listed = "; ".join(f"{r} ({n} records)" for r, n in reasons.most_common(5))
         raise land.LoadError(
-            f"{', '.join(map(str, paths))}: {report.quarantine_share:.1%} of {fmt} records quarantined, above "
+            f"{', '.join(map(str, paths))}: {report.quarantine_share:.1%} of {fmt} records quarantined, "
+            "above "
             f"max_quarantine_share={params.max_quarantine_share:.1%}. Main reasons: {listed}. "
             f"Details: {report.quarantine_path}"
         )
@@ -150,7 +153,9 @@ def load(conf: Mapping[str, Any] | None = None) -> dict:
     files = {layer: [Path(p) for p in v["canonical"]] for layer, v in record["layers"].items()}
     meta = {f["path"]: f for v in record["layers"].values() for f in v["files"]}
     adapter_quarantine = {
-        layer: Path(v["conversion"]["quarantine_file"]) for layer, v in record["layers"].items() if v.get("conversion")
+        layer: Path(v["conversion"]["quarantine_file"])
+        for layer, v in record["layers"].items()
+        if v.get("conversion")
     }
     stats = land.load_database(
         params.duckdb_path,

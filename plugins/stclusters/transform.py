@@ -77,7 +77,7 @@ def run_dbt(params: RunParams, command: str = "build", extra: list[str] | None =
     for line in proc.stdout:
         line = line.rstrip()
         log.info("dbt | %s", line)
-        tail = (tail + [line])[-40:]
+        tail = [*tail, line][-40:]
     code = proc.wait()
     results = dbt_dir / "target" / "run_results.json"
     if code != 0:
@@ -96,7 +96,9 @@ def summarise_failures(run_results: Path) -> str:
     except (OSError, ValueError, KeyError):
         return ""
     bad = [r for r in results if r.get("status") in {"error", "fail"}]
-    return "; ".join(f"{r['unique_id']}: {r['status']}: {(r.get('message') or '').strip()[:300]}" for r in bad)
+    return "; ".join(
+        f"{r['unique_id']}: {r['status']}: {(r.get('message') or '').strip()[:300]}" for r in bad
+    )
 
 
 def build(params: RunParams) -> dict:

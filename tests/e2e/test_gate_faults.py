@@ -117,6 +117,8 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Base:
         "publications_uri": str(dumps["publications"]),
         "min_patents": 50,
         "min_publications": 50,
+        # the default, stated: the sample source set (the default one) tolerates 5%
+        "max_out_of_window_share": 0.0,
         "top_n": 4,
         "workspace_dir": str(root / "ws-base"),
         "output_dir": str(root / "out"),

@@ -124,7 +124,12 @@ def test_ranks_1_to_15_exact_and_kendall_tau_over_the_34(published) -> None:
 
 def test_names_as_wipo_writes_them(published) -> None:
     names = set(published["ranking"]["name"])
-    for expected in ("Osaka–Kobe–Kyoto", "San Jose–San Francisco, CA", "Washington, DC–Baltimore, MD", "Taipei–Hsinchu"):
+    for expected in (
+        "Osaka–Kobe–Kyoto",
+        "San Jose–San Francisco, CA",
+        "Washington, DC–Baltimore, MD",
+        "Taipei–Hsinchu",
+    ):
         assert expected in names
 
 
@@ -157,4 +162,6 @@ def test_shares_within_ten_percent_of_the_published_counts(published) -> None:
     matched["err_pct"] = (matched["pct_share"] / matched["ref_pct"] - 1).abs()
     matched["err_pub"] = (matched["pub_share"] / matched["ref_pub"] - 1).abs()
     bad = matched[(matched["err_pct"] > 0.10) | (matched["err_pub"] > 0.10)]
-    assert bad.empty, bad[["cluster_name", "pct_share", "ref_pct", "err_pct", "pub_share", "ref_pub", "err_pub"]]
+    assert bad.empty, bad[
+        ["cluster_name", "pct_share", "ref_pct", "err_pct", "pub_share", "ref_pub", "err_pub"]
+    ]

@@ -60,8 +60,11 @@ def test_city_level_share_of_the_real_export_is_at_least_95_percent(database: Pa
     try:
         rows, city_rows, city_weight = con.execute(
             """
-            select count(*), count(*) filter (where g.geo_precision in ('city', 'postal_code', 'coordinates')),
-                   sum(a.weight) filter (where g.geo_precision in ('city', 'postal_code', 'coordinates')) / sum(a.weight)
+            select
+                count(*),
+                count(*) filter (where g.geo_precision in ('city', 'postal_code', 'coordinates')),
+                sum(a.weight) filter (where g.geo_precision in ('city', 'postal_code', 'coordinates'))
+                / sum(a.weight)
             from int_addresses_weighted a join int_addresses_geocoded g using (address_key)
             where a.layer = 'publications'
             """
@@ -76,7 +79,9 @@ def test_city_level_share_of_the_real_export_is_at_least_95_percent(database: Pa
         ).fetchall()
     finally:
         con.close()
-    print(f"\nWoS export: {city_rows}/{rows} addresses ({city_rows / rows:.1%}) at city level, "
-          f"{city_weight:.1%} of the weight; misses: {misses}")
+    print(
+        f"\nWoS export: {city_rows}/{rows} addresses ({city_rows / rows:.1%}) at city level, "
+        f"{city_weight:.1%} of the weight; misses: {misses}"
+    )
     assert rows > 900
     assert city_rows / rows >= 0.95, misses

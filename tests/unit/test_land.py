@@ -60,7 +60,11 @@ def files(tmp_path: Path) -> dict[str, Path]:
 
 def _load(db: Path, files: dict[str, Path], **kw) -> dict:
     return load_database(
-        db, layer_inputs({k: [v] for k, v in files.items()}), {}, max_quarantine_share=kw.pop("share", 1.0), **kw
+        db,
+        layer_inputs({k: [v] for k, v in files.items()}),
+        {},
+        max_quarantine_share=kw.pop("share", 1.0),
+        **kw,
     )
 
 
@@ -70,7 +74,9 @@ def test_rows_are_typed_and_bad_rows_quarantined_with_line_field_reason(tmp_path
     assert stats[str(files["patents"])]["rows_loaded"] == 3
     assert stats[str(files["patents"])]["rows_quarantined"] == 5
     con = duckdb.connect(str(db), read_only=True)
-    q = con.sql("select layer, source_line, field, reason from raw.quarantine order by layer, source_line").fetchall()
+    q = con.sql(
+        "select layer, source_line, field, reason from raw.quarantine order by layer, source_line"
+    ).fetchall()
     assert ("patents", 4, "publication_date", "unparseable date") in q
     assert ("patents", 5, "country", "unknown country code") in q
     assert ("patents", 6, "application_id", "missing id") in q
@@ -78,7 +84,8 @@ def test_rows_are_typed_and_bad_rows_quarantined_with_line_field_reason(tmp_path
     assert ("patents", 9, "latitude", "latitude not a number in [-90, 90]") in q
     assert ("publications", 4, "publication_year", "unparseable year") in q
     rows = con.sql(
-        "select application_id, inventor_seq, city, country, latitude, ipc, source_line from raw.patents order by source_line"
+        "select application_id, inventor_seq, city, country, latitude, ipc, source_line "
+        "from raw.patents order by source_line"
     ).fetchall()
     assert rows[0] == ("WO2020000001", 1, "Tokyo", "JP", None, "G06F 3/01", 2)
     assert rows[1][3] == "JP"  # upper-cased
@@ -86,7 +93,9 @@ def test_rows_are_typed_and_bad_rows_quarantined_with_line_field_reason(tmp_path
     assert con.sql("select publication_year from raw.publications").fetchall() == [(2019,), (2019,)]
 
 
-def test_quarantine_above_threshold_fails_naming_file_and_reasons_and_keeps_old_db(tmp_path: Path, files) -> None:
+def test_quarantine_above_threshold_fails_naming_file_and_reasons_and_keeps_old_db(
+    tmp_path: Path, files
+) -> None:
     db = tmp_path / "edition.duckdb"
     _load(db, files)
     before = db.read_bytes()
@@ -101,19 +110,22 @@ def test_quarantine_above_threshold_fails_naming_file_and_reasons_and_keeps_old_
 
 def test_wrong_header_and_empty_file_are_clear_errors(tmp_path: Path) -> None:
     wrong = _write(tmp_path / "p.csv", HEADER_P.replace("country", "nation") + "\n")
-    with pytest.raises(LoadError, match=r"p.csv: line 1 \(header\).*missing columns \['country'\].*unexpected columns \['nation'\]"):
+    with pytest.raises(
+        LoadError,
+        match=r"p.csv: line 1 \(header\).*missing columns \['country'\].*unexpected columns \['nation'\]",
+    ):
         check_header(wrong, "patents")
     empty = _write(tmp_path / "e.csv", "")
-    with pytest.raises(LoadError, match="e.csv: file is empty"):
+    with pytest.raises(LoadError, match=r"e\.csv: file is empty"):
         check_header(empty, "patents")
     broken = tmp_path / "t.csv.gz"
     broken.write_bytes(gzip.compress((HEADER_P + "\n").encode())[:10])
-    with pytest.raises(LoadError, match="t.csv.gz: cannot read the header line"):
+    with pytest.raises(LoadError, match=r"t\.csv\.gz: cannot read the header line"):
         check_header(broken, "patents")
 
 
 def test_empty_layer_fails_the_load(tmp_path: Path) -> None:
     p = _write(tmp_path / "p.csv", HEADER_P + "\n")
     a = _write(tmp_path / "a.csv", HEADER_A + "\nWOS:1,2019,Article,1,U,Tokyo,,,JP,,,X\n")
-    with pytest.raises(LoadError, match="p.csv: no data rows"):
+    with pytest.raises(LoadError, match=r"p\.csv: no data rows"):
         _load(tmp_path / "x.duckdb", {"patents": p, "publications": a})
