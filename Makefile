@@ -51,9 +51,11 @@ test-e2e: setup
 	$(BIN)/python -m pytest tests -m e2e
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check plugins dags tests
-	$(BIN)/ruff format --check plugins dags tests
-	STCLUSTERS_PLUGINS_DIR=$(CURDIR)/plugins $(BIN)/sqlfluff lint dbt_project/models
+	$(BIN)/ruff check plugins dags tests deploy bench
+	$(BIN)/ruff format --check plugins dags tests deploy bench
+	@mkdir -p workspace
+	STCLUSTERS_DUCKDB_PATH=$(CURDIR)/workspace/lint.duckdb STCLUSTERS_PLUGINS_DIR=$(CURDIR)/plugins \
+		$(BIN)/sqlfluff lint dbt_project/models
 
 ## verify: re-check every published file of EDITION against its manifest
 verify: $(BIN)/.installed

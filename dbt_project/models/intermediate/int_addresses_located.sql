@@ -9,15 +9,9 @@ addresses as (
 
 ),
 
-geocoded as (
+placed as (
 
-    select * from {{ ref('int_addresses_geocoded') }}
-
-),
-
-celled as (
-
-    select * from {{ ref('int_locations_celled') }}
+    select * from {{ ref('int_address_keys_placed') }}
 
 ),
 
@@ -25,19 +19,12 @@ located as (
 
     select
         addresses.layer,
-        celled.cell,
-        geocoded.geonameid,
-        coalesce(geocoded.place_country, addresses.country) as country,
+        placed.cell,
+        placed.geonameid,
+        coalesce(placed.place_country, addresses.country) as country,
         addresses.weight
     from addresses
-    inner join geocoded on addresses.address_key = geocoded.address_key
-    inner join celled
-        on
-            geocoded.geo_latitude = celled.geo_latitude
-            and geocoded.geo_longitude = celled.geo_longitude
-    -- A region-level match only says "somewhere in the region": placing it on the region's
-    -- largest city would inflate that city's cluster, so it counts in the world totals only.
-    where geocoded.geo_precision in ('coordinates', 'postal_code', 'city')
+    inner join placed on addresses.address_key = placed.address_key
 
 ),
 

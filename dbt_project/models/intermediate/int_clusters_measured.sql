@@ -4,12 +4,6 @@
 -- geocoded or not: an address that could not be located lowers every cluster's share.
 with
 
-located as (
-
-    select * from {{ ref('int_addresses_located') }}
-
-),
-
 addresses as (
 
     select * from {{ ref('int_addresses_weighted') }}
@@ -62,7 +56,8 @@ scored_cells as (
 
     select
         cell_shares.*,
-        patents / nullif(world.world_patents, 0) + publications / nullif(world.world_publications, 0) as cell_score
+        cell_shares.patents / nullif(world.world_patents, 0)
+        + cell_shares.publications / nullif(world.world_publications, 0) as cell_score
     from cell_shares
     cross join world
 

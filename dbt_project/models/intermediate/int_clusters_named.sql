@@ -68,7 +68,7 @@ ranked_places as (
         place_contributions.*,
         row_number() over (
             partition by place_contributions.cluster_id
-            order by place_contributions.contribution desc, place_contributions.name
+            order by place_contributions.contribution desc, place_contributions.name asc
         ) as place_rank
     from place_contributions
 
@@ -126,10 +126,12 @@ economies as (
 
     select
         cluster_id,
-        string_agg(country, '/' order by share desc, country) filter (
+        string_agg(country, '/' order by share desc, country asc) filter (
             where share >= {{ var('economy_min_share') }}
         ) as economies,
-        string_agg(country || ':' || printf('%.4f', share), ';' order by share desc, country) as economy_shares,
+        string_agg(
+            country || ':' || printf('%.4f', share), ';' order by share desc, country asc
+        ) as economy_shares,
         count(*) filter (where share >= {{ var('economy_min_share') }}) as n_economies
     from country_shares
     group by cluster_id

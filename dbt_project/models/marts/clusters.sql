@@ -22,7 +22,9 @@ ranked as (
         named.economies,
         named.economy_shares,
         named.cross_border,
-        row_number() over (order by measured.score desc, measured.pct_count desc, measured.cluster_id) as rank
+        row_number() over (
+            order by measured.score desc, measured.pct_count desc, measured.cluster_id asc
+        ) as rank
     from measured
     inner join named on measured.cluster_id = named.cluster_id
 
@@ -62,7 +64,7 @@ final as (
             when rank <= {{ var('top_n') }} and documents_per_million is not null
                 then row_number() over (
                     partition by rank <= {{ var('top_n') }} and documents_per_million is not null
-                    order by documents_per_million desc, rank
+                    order by documents_per_million desc, rank asc
                 )
         end as intensity_rank
     from with_intensity
