@@ -19,7 +19,7 @@ from pathlib import Path
 
 import duckdb
 
-from stclusters.countries import is_iso_country
+from stclusters.countries import iso_codes
 from stclusters.schema import COLUMNS, LAYERS
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ _ROW_CHECKS: dict[str, list[tuple[str, str, str]]] = {
     ],
 }
 _COMMON_CHECKS: list[tuple[str, str, str]] = [
-    ("country", "not coalesce(stc_is_country(upper(trim(t.country))), false)", "unknown country code"),
+    ("country", "upper(trim(t.country)) not in (select code from iso_countries)", "unknown country code"),
     (
         "latitude",
         "nullif(trim(t.latitude), '') is not null and coalesce(try_cast(t.latitude as double) "
@@ -130,38 +130,47 @@ def _sql_str(value: str) -> str:
 
 
 def _load_file(con: duckdb.DuckDBPyConnection, layer: str, path: Path) -> tuple[int, int]:
-    """Load one canonical file; returns (rows loaded, rows quarantined)."""
+    """Load one canonical file; returns (rows loaded, rows quarantined).
+
+    One pass over the file materialises the text rows with their position and their first
+    problem (if any); typed rows and quarantined rows are then inserted from it."""
     check_header(path, layer)
     cols = COLUMNS[layer]
     columns_sql = "{" + ", ".join(f"{_sql_str(c)}: 'VARCHAR'" for c in cols) + "}"
     src = _sql_str(str(path))
+    checks = _ROW_CHECKS[layer] + _COMMON_CHECKS
+    reason_case = " ".join(
+        f"when {cond} then {_sql_str(field + '|' + reason)}" for field, cond, reason in checks
+    )
     con.execute("drop table if exists reject_errors; drop table if exists reject_scans;")
     con.execute(
         f"""
-        create or replace temp table text_rows as
-        select row_number() over () as k, t.*
+        create or replace temp table judged as
+        select row_number() over () as k, t.*, case {reason_case} end as problem
         from read_csv({src}, header = true, delim = ',', quote = '"', escape = '"',
                       columns = {columns_sql}, auto_detect = false, strict_mode = true,
                       store_rejects = true, rejects_table = 'reject_errors',
                       rejects_scan = 'reject_scans', encoding = 'utf-8') as t
         """
     )
-    n_text = con.execute("select count(*) from text_rows").fetchone()[0]
+    n_rows = con.execute("select count(*) from judged").fetchone()[0]
     n_rejected_lines = con.execute("select count(distinct line) from reject_errors").fetchone()[0]
-    # Accepted rows keep file order; their line numbers are the data lines that were not rejected.
-    con.execute(
-        f"""
-        create or replace temp table numbered as
-        with lines as (
-            select line
-            from range(2, {n_text + n_rejected_lines + 2}) as r(line)
-            where line not in (select distinct line from reject_errors)
-        ),
-        numbered_lines as (select line, row_number() over (order by line) as k from lines)
-        select t.*, l.line as source_line
-        from text_rows as t inner join numbered_lines as l on t.k = l.k
-        """
-    )
+    if n_rejected_lines:
+        # Rows keep file order; their line numbers are the data lines DuckDB did not reject.
+        con.execute(
+            f"""
+            create or replace temp table line_of as
+            with lines as (
+                select line
+                from range(2, {n_rows + n_rejected_lines + 2}) as r(line)
+                where line not in (select distinct line from reject_errors)
+            )
+            select row_number() over (order by line) as k, line from lines
+            """
+        )
+        line_join, line_expr = "inner join line_of as l on t.k = l.k", "l.line"
+    else:
+        line_join, line_expr = "", "t.k + 1"
     con.execute(
         f"""
         insert into raw.quarantine
@@ -171,30 +180,24 @@ def _load_file(con: duckdb.DuckDBPyConnection, layer: str, path: Path) -> tuple[
         qualify row_number() over (partition by line order by column_idx) = 1
         """
     )
-    checks = _ROW_CHECKS[layer] + _COMMON_CHECKS
-    reason_case = " ".join(
-        f"when {cond} then {_sql_str(field + '|' + reason)}" for field, cond, reason in checks
-    )
-    con.execute(
-        f"create or replace temp table judged as "
-        f"select t.*, case {reason_case} end as problem from numbered t"
-    )
+    record = ", ".join(f"coalesce(t.{c}, '')" for c in cols)
     con.execute(
         f"""
         insert into raw.quarantine
-        select {_sql_str(layer)}, {src}, source_line,
-               split_part(problem, '|', 1), split_part(problem, '|', 2),
-               left(concat_ws(',', {", ".join("coalesce(" + c + ", '')" for c in cols)}), 500)
-        from judged where problem is not null
+        select {_sql_str(layer)}, {src}, {line_expr},
+               split_part(t.problem, '|', 1), split_part(t.problem, '|', 2),
+               left(concat_ws(',', {record}), 500)
+        from judged as t {line_join} where t.problem is not null
         """
     )
     con.execute(
         f"""
         insert into raw.{layer}
-        select {_TYPED_SELECT[layer]}, {src} as source_file, t.source_line
-        from judged as t where t.problem is null
+        select {_TYPED_SELECT[layer]}, {src} as source_file, {line_expr} as source_line
+        from judged as t {line_join} where t.problem is null
         """
     )
+    con.execute("drop table if exists judged; drop table if exists line_of;")
     loaded = con.execute(f"select count(*) from raw.{layer} where source_file = {src}").fetchone()[0]
     quarantined = con.execute(
         f"select count(*) from raw.quarantine where layer = {_sql_str(layer)} and source_file = {src}"
@@ -243,11 +246,14 @@ def load_database(
     landed_meta = landed_meta or {}
     stats: dict[str, dict] = {}
     try:
-        con = duckdb.connect(str(tmp_path), config={"memory_limit": memory_limit, "threads": threads})
+        con = duckdb.connect(
+            str(tmp_path),
+            # progress goes to the task log through `log`, not as terminal bars
+            config={"memory_limit": memory_limit, "threads": threads, "enable_progress_bar": False},
+        )
         try:
-            con.create_function(
-                "stc_is_country", _is_country, ["VARCHAR"], "BOOLEAN", null_handling="special"
-            )
+            con.execute("create temp table iso_countries (code varchar)")
+            con.executemany("insert into iso_countries values (?)", [[c] for c in sorted(iso_codes())])
             con.execute(_RAW_DDL)
             for item in inputs:
                 for path in item.files:
@@ -294,10 +300,6 @@ def load_database(
         Path(str(tmp_path) + ".wal").unlink(missing_ok=True)
         raise
     return stats
-
-
-def _is_country(code: str | None) -> bool | None:
-    return None if code is None else is_iso_country(code)
 
 
 def _check_quarantine(stats: dict[str, dict], max_share: float, con: duckdb.DuckDBPyConnection) -> None:
