@@ -246,11 +246,8 @@ def load_database(
     landed_meta = landed_meta or {}
     stats: dict[str, dict] = {}
     try:
-        con = duckdb.connect(
-            str(tmp_path),
-            # progress goes to the task log through `log`, not as terminal bars
-            config={"memory_limit": memory_limit, "threads": threads, "enable_progress_bar": False},
-        )
+        con = duckdb.connect(str(tmp_path), config={"memory_limit": memory_limit, "threads": threads})
+        con.execute("set enable_progress_bar = false")  # progress goes to the task log, not as bars
         try:
             con.execute("create temp table iso_countries (code varchar)")
             con.executemany("insert into iso_countries values (?)", [[c] for c in sorted(iso_codes())])
