@@ -61,6 +61,18 @@ lint: $(BIN)/.installed
 verify: $(BIN)/.installed
 	$(BIN)/python -m stclusters verify --edition $(EDITION)
 
+## bench: the world-scale benchmark (docs/performance.md): scales 0.01, 0.1 and 1, or SCALE=0.1
+bench: setup
+	$(BIN)/python bench/run.py $(if $(SCALE),--scale $(SCALE),)
+
+## docs: dbt's documentation site for an edition built by `make run` (models, columns, tests, lineage)
+docs: setup
+	@test -f workspace/$(EDITION)/stclusters.duckdb || (echo "no workspace/$(EDITION)/stclusters.duckdb: run 'make run' first"; exit 1)
+	STCLUSTERS_DUCKDB_PATH=$(CURDIR)/workspace/$(EDITION)/stclusters.duckdb STCLUSTERS_PLUGINS_DIR=$(CURDIR)/plugins \
+		$(BIN)/dbt docs generate --project-dir dbt_project --profiles-dir dbt_project \
+		--target-path $(CURDIR)/workspace/$(EDITION)/dbt/docs
+	@echo "dbt docs: $(CURDIR)/workspace/$(EDITION)/dbt/docs/index.html (serve: $(BIN)/dbt docs serve --project-dir dbt_project --profiles-dir dbt_project --target-path $(CURDIR)/workspace/$(EDITION)/dbt/docs)"
+
 sample: $(BIN)/.installed
 	$(BIN)/python -m stclusters.sample --edition $(EDITION) --out data/sample
 
