@@ -381,7 +381,8 @@ def bench_scale(args: argparse.Namespace, scale: float) -> dict:
         "command": args.command_line,
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    if args.sklearn and ok:
+    # the comparison reads the built database: it needs the build, not a passing gate
+    if args.sklearn and stages.get("build", {}).get("returncode") == 0:
         result["sklearn"] = sklearn_compare(
             scale, data_root, conf, args.sklearn_timeout, args.sklearn_rss_mb, args.sklearn_layers
         )
@@ -438,8 +439,8 @@ def results_table(results: list[dict]) -> str:
     lines = [
         "| scale | rows (patents / publications) | occupied cells (pat / pub) | floor s | "
         + " | ".join(f"{s} s / MB" for s in STAGES)
-        + " | end-to-end s | × floor | peak MB | clustering s | H3 res | load avg | status |",
-        "|---" * (11 + len(STAGES)) + "|",
+        + " | end-to-end s | × floor | peak MB | clustering s | H3 res | load avg | commit | status |",
+        "|---" * (12 + len(STAGES)) + "|",
     ]
     for r in sorted(results, key=lambda r: r["scale"]):
         c = r.get("counts", {})
@@ -457,7 +458,8 @@ def results_table(results: list[dict]) -> str:
             + " | ".join(stage_cells)
             + f" | {r['end_to_end_s']:.1f} | {r['floor_multiple']} | {r['peak_rss_mb']:,.0f} | "
             f"{r['clustering_s']:.1f} | {r.get('params', {}).get('h3_resolution', '?')} "
-            f"| {r['machine']['load_avg_1m_at_end']} | {status(r)} |"
+            f"| {r['machine']['load_avg_1m_at_end']} | {r.get('code', {}).get('commit', '?')[:7]} "
+            f"| {status(r)} |"
         )
     commands = sorted({r["command"] for r in results})
     lines += ["", "Produced by: " + "; ".join(f"`{c}`" for c in commands)]
