@@ -26,6 +26,7 @@ import os
 import platform
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -339,6 +340,8 @@ def bench_scale(args: argparse.Namespace, scale: float) -> dict:
     conf = bench_conf(scale, data_root, files, args.memory_limit, args.threads)
     log_dir = data_root / "logs" / f"scale-{name}"
     log_dir.mkdir(parents=True, exist_ok=True)
+    # a cold start: the pull stage would otherwise reuse an earlier run's landed files
+    shutil.rmtree(conf["workspace_dir"], ignore_errors=True)
     log.info("scale %s: floor ...", name)
     floor = measure_floor(files, args.memory_limit, args.threads, log_dir / "floor.json")
     log.info("scale %s: floor %.1fs (%s)", name, floor["wall_s"], floor["rows"])
