@@ -12,15 +12,18 @@ addresses as (
 
 ),
 
+-- Aggregated first: sums are linear, so splitting per distinct (cluster, spelling) gives the
+-- same counts as splitting per address, on a few thousand rows instead of tens of millions.
 listed as (
 
     select
         layer,
         cluster_id,
-        weight,
+        sum(weight) as weight,
         string_split(organization, ';') as organizations
     from addresses
     where organization is not null
+    group by layer, cluster_id, organization
 
 ),
 

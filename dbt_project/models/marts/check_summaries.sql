@@ -89,7 +89,9 @@ counted as (
     select
         layers.layer,
         count(distinct addresses.document_id) as documents_counted,
-        coalesce(sum(addresses.weight), 0) as weight_counted
+        -- fsum: compensated (Kahan) summation; a plain float sum of tens of millions of 1/n
+        -- shares drifts by more than the gate's tolerance
+        coalesce(fsum(addresses.weight), 0) as weight_counted
     from layers
     left join addresses on layers.layer = addresses.layer
     group by layers.layer
@@ -100,7 +102,7 @@ located_weight as (
 
     select
         layers.layer,
-        coalesce(sum(located.weight), 0) as weight_located
+        coalesce(fsum(located.weight), 0) as weight_located
     from layers
     left join located on layers.layer = located.layer
     group by layers.layer
@@ -111,7 +113,7 @@ cell_weight as (
 
     select
         layers.layer,
-        coalesce(sum(cells.weight), 0) as weight_in_cells
+        coalesce(fsum(cells.weight), 0) as weight_in_cells
     from layers
     left join cells on layers.layer = cells.layer
     group by layers.layer
