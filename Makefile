@@ -61,9 +61,11 @@ lint: $(BIN)/.installed
 verify: $(BIN)/.installed
 	$(BIN)/python -m stclusters verify --edition $(EDITION)
 
-## bench: the world-scale benchmark (docs/performance.md): scales 0.01, 0.1 and 1, or SCALE=0.1
+## bench: world-scale benchmark, scales 0.01, 0.1 and 1 (or SCALE=0.1); table in docs/performance.md
+## (BENCH_ARGS=--sklearn adds the comparison with scikit-learn's DBSCAN)
+BENCH_ARGS ?=
 bench: setup
-	$(BIN)/python bench/run.py $(if $(SCALE),--scale $(SCALE),)
+	$(BIN)/python bench/run.py $(if $(SCALE),--scale $(SCALE),--scale 0.01 --scale 0.1 --scale 1) $(BENCH_ARGS)
 
 ## docs: dbt's documentation site for an edition built by `make run` (models, columns, tests, lineage)
 docs: setup
