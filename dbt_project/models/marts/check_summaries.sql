@@ -59,14 +59,29 @@ layers as (
 
 ),
 
+-- Plain aggregates in two steps (no count(distinct)): DuckDB can spill them to disk, so the
+-- model stays within duckdb_memory_limit at world scale (tens of millions of addresses).
+address_positions as (
+
+    select
+        layer,
+        document_id,
+        address_seq,
+        count(*) as n_rows,
+        bool_and(in_window) as in_window
+    from staged
+    group by layer, document_id, address_seq
+
+),
+
 documents as (
 
     select
         layer,
         document_id,
         bool_and(in_window) as in_window,
-        count(*) - count(distinct address_seq) as duplicate_addresses
-    from staged
+        count(*) filter (where n_rows > 1) as duplicate_addresses
+    from address_positions
     group by layer, document_id
 
 ),
@@ -84,16 +99,27 @@ document_stats as (
 
 ),
 
+counted_documents as (
+
+    select
+        layer,
+        document_id,
+        fsum(weight) as weight
+    from addresses
+    group by layer, document_id
+
+),
+
 counted as (
 
     select
         layers.layer,
-        count(distinct addresses.document_id) as documents_counted,
+        count(counted_documents.document_id) as documents_counted,
         -- fsum: compensated (Kahan) summation; a plain float sum of tens of millions of 1/n
         -- shares drifts by more than the gate's tolerance
-        coalesce(fsum(addresses.weight), 0) as weight_counted
+        coalesce(fsum(counted_documents.weight), 0) as weight_counted
     from layers
-    left join addresses on layers.layer = addresses.layer
+    left join counted_documents on layers.layer = counted_documents.layer
     group by layers.layer
 
 ),
