@@ -91,7 +91,7 @@ class RunParams:
     """Gate: share of documents outside the edition's window tolerated in a dump."""
     republish: bool = False
     """Allow replacing an already published edition (the old one is archived)."""
-    duckdb_memory_limit: str = "6GB"
+    duckdb_memory_limit: str = "7GB"
     """DuckDB memory_limit for the edition's database."""
     duckdb_threads: int = 2
     """DuckDB threads."""
