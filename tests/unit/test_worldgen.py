@@ -116,9 +116,7 @@ def test_big_science_cities_get_the_most(world: worldgen.GeneratedWorld) -> None
     assert {"US", "JP"} <= set(top)
 
 
-def test_the_land_step_loads_every_row(
-    world: worldgen.GeneratedWorld, tmp_path: Path
-) -> None:
+def test_the_land_step_loads_every_row(world: worldgen.GeneratedWorld, tmp_path: Path) -> None:
     stats = land.load_database(
         tmp_path / "edition.duckdb",
         land.layer_inputs({layer: [path] for layer, path in world.files.items()}),
