@@ -38,8 +38,8 @@ run: setup
 	$(BIN)/airflow dags test st_clusters --conf '$(CONF)'
 	@$(BIN)/python -m stclusters where --conf '$(CONF)'
 
-## test: set up (with Debian's chromium for the browser test), then the whole test suite
-test: setup
+## test: set up (with Debian's chromium for the browser test), lint, then the whole test suite
+test: setup lint
 	bash tools/ensure-chromium.sh
 	$(BIN)/python -m pytest tests
 
@@ -51,9 +51,9 @@ test-e2e: setup
 	$(BIN)/python -m pytest tests -m e2e
 
 lint: $(BIN)/.installed
+	@mkdir -p workspace
 	$(BIN)/ruff check plugins dags tests deploy bench
 	$(BIN)/ruff format --check plugins dags tests deploy bench
-	@mkdir -p workspace
 	STCLUSTERS_DUCKDB_PATH=$(CURDIR)/workspace/lint.duckdb STCLUSTERS_PLUGINS_DIR=$(CURDIR)/plugins \
 		$(BIN)/sqlfluff lint dbt_project/models
 
