@@ -15,53 +15,43 @@ author_addresses as (
 
 ),
 
-patents_in_window as (
-
-    select
-        layer,
-        document_id,
-        address_seq,
-        publication_year,
-        city,
-        postal_code,
-        region,
-        country,
-        latitude,
-        longitude,
-        organization
-    from inventors
-    where publication_year between {{ var('patents_first_year') }} and {{ var('patents_last_year') }}
-
-),
-
-articles_in_window as (
-
-    select
-        layer,
-        document_id,
-        address_seq,
-        publication_year,
-        city,
-        postal_code,
-        region,
-        country,
-        latitude,
-        longitude,
-        organization
-    from author_addresses
-    where
-        publication_year between {{ var('publications_first_year') }} and {{ var('publications_last_year') }}
-        and document_type in (
-            {%- for t in var('counted_document_types') %}'{{ t }}'{{ ', ' if not loop.last }}{% endfor -%}
-        )
-
-),
-
+-- both layers' addresses under their common columns (patents: document_type 'patent')
 unioned as (
 
-    select * from patents_in_window
-    union all
-    select * from articles_in_window
+    select * exclude (publication_date, ipc) from inventors
+    union all by name
+    select * exclude (subject) from author_addresses
+
+),
+
+counted as (
+
+    select
+        layer,
+        document_id,
+        address_seq,
+        publication_year,
+        city,
+        postal_code,
+        region,
+        country,
+        latitude,
+        longitude,
+        organization
+    from unioned
+    where
+        (
+            layer = 'patents'
+            and publication_year between {{ var('patents_first_year') }} and {{ var('patents_last_year') }}
+        )
+        or (
+            layer = 'publications'
+            and publication_year
+            between {{ var('publications_first_year') }} and {{ var('publications_last_year') }}
+            and document_type in (
+                {%- for t in var('counted_document_types') %}'{{ t }}'{{ ', ' if not loop.last }}{% endfor -%}
+            )
+        )
 
 ),
 
@@ -91,7 +81,7 @@ final as (
                 coalesce(cast(round(longitude, 5) as varchar), '')
             )
         ) as address_key
-    from unioned
+    from counted
 
 )
 
