@@ -3,7 +3,9 @@
 Canonical CSV dumps are read by DuckDB as text, then checked row by row inside DuckDB: rows with
 a wrong field count or broken encoding (DuckDB's CSV rejects), a missing id, an unparseable date
 or year, an unknown country code or coordinates out of range go to ``raw.quarantine`` with their
-file, line, field and reason. The rest is typed into ``raw.patents`` / ``raw.publications``.
+file, line, field and reason. One pass over each file writes every row, typed, into
+``raw.patents_rows`` / ``raw.publications_rows`` with its problem (null for a good row); the
+views ``raw.patents`` / ``raw.publications`` are the good rows with their file line.
 
 The database is built under a temporary name and renamed over the edition's file only when
 complete, so a failed load leaves the previous database as it was.
@@ -77,7 +79,7 @@ _TYPED_SELECT = {
     "patents": """
         trim(t.application_id) as application_id,
         cast(try_strptime(trim(t.publication_date), '%Y-%m-%d') as date) as publication_date,
-        cast(t.inventor_seq as integer) as inventor_seq,
+        try_cast(t.inventor_seq as integer) as inventor_seq,
         t.city, t.postal_code, t.region,
         upper(trim(t.country)) as country,
         try_cast(t.latitude as double) as latitude,
@@ -85,9 +87,9 @@ _TYPED_SELECT = {
         t.applicant, t.ipc""",
     "publications": """
         trim(t.article_id) as article_id,
-        cast(trim(t.publication_year) as integer) as publication_year,
+        try_cast(trim(t.publication_year) as integer) as publication_year,
         t.document_type,
-        cast(t.address_seq as integer) as address_seq,
+        try_cast(t.address_seq as integer) as address_seq,
         t.organization, t.city, t.postal_code, t.region,
         upper(trim(t.country)) as country,
         try_cast(t.latitude as double) as latitude,
@@ -129,11 +131,25 @@ def _sql_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _load_file(con: duckdb.DuckDBPyConnection, layer: str, path: Path) -> tuple[int, int]:
-    """Load one canonical file; returns (rows loaded, rows quarantined).
+def _rows_table(layer: str) -> str:
+    return f"raw.{layer}_rows"
 
-    One pass over the file materialises the text rows with their position and their first
-    problem (if any); typed rows and quarantined rows are then inserted from it."""
+
+def _line_expr(offsets: dict[str, int], alias: str = "t") -> str:
+    """The file line of a row of raw.<layer>_rows: stored for files where DuckDB rejected lines,
+    else computed from the row's position (rows are inserted in file order; line 1 is the
+    header), so that no line number has to be written for the tens of millions of good rows."""
+    if not offsets:
+        return f"{alias}.source_line"
+    cases = " ".join(f"when {_sql_str(f)} then {alias}.rowid - {o} + 2" for f, o in sorted(offsets.items()))
+    return f"coalesce({alias}.source_line, case {alias}.source_file {cases} end)"
+
+
+def _load_file(con: duckdb.DuckDBPyConnection, layer: str, path: Path, offset: int) -> tuple[int, int]:
+    """Load one canonical file into raw.<layer>_rows in one pass over it: every row typed, with
+    its first problem (if any) and, for a row with a problem, its text; returns (rows loaded,
+    rows quarantined). ``offset`` is the table's row count before the file (its rows' rowids
+    start there); the quarantine gets the problem rows and DuckDB's rejected lines."""
     check_header(path, layer)
     cols = COLUMNS[layer]
     columns_sql = "{" + ", ".join(f"{_sql_str(c)}: 'VARCHAR'" for c in cols) + "}"
@@ -142,18 +158,25 @@ def _load_file(con: duckdb.DuckDBPyConnection, layer: str, path: Path) -> tuple[
     reason_case = " ".join(
         f"when {cond} then {_sql_str(field + '|' + reason)}" for field, cond, reason in checks
     )
+    record = ", ".join(f"coalesce(t.{c}, '')" for c in cols)
+    rows = _rows_table(layer)
     con.execute("drop table if exists reject_errors; drop table if exists reject_scans;")
+    # insertion order is file order (preserve_insertion_order), so rowid - offset + 2 is the line
     con.execute(
         f"""
-        create or replace temp table judged as
-        select row_number() over () as k, t.*, case {reason_case} end as problem
-        from read_csv({src}, header = true, delim = ',', quote = '"', escape = '"',
-                      columns = {columns_sql}, auto_detect = false, strict_mode = true,
-                      store_rejects = true, rejects_table = 'reject_errors',
-                      rejects_scan = 'reject_scans', encoding = 'utf-8') as t
+        insert into {rows}
+        select {_TYPED_SELECT[layer]}, {src} as source_file, null as source_line, t.problem,
+               case when t.problem is not null then left(concat_ws(',', {record}), 500) end
+        from (
+            select t.*, case {reason_case} end as problem
+            from read_csv({src}, header = true, delim = ',', quote = '"', escape = '"',
+                          columns = {columns_sql}, auto_detect = false, strict_mode = true,
+                          store_rejects = true, rejects_table = 'reject_errors',
+                          rejects_scan = 'reject_scans', encoding = 'utf-8') as t
+        ) as t
         """
     )
-    n_rows = con.execute("select count(*) from judged").fetchone()[0]
+    n_rows = con.execute(f"select count(*) from {rows}").fetchone()[0] - offset
     n_rejected_lines = con.execute("select count(distinct line) from reject_errors").fetchone()[0]
     if n_rejected_lines:
         # Rows keep file order; their line numbers are the data lines DuckDB did not reject.
@@ -165,12 +188,14 @@ def _load_file(con: duckdb.DuckDBPyConnection, layer: str, path: Path) -> tuple[
                 from range(2, {n_rows + n_rejected_lines + 2}) as r(line)
                 where line not in (select distinct line from reject_errors)
             )
-            select row_number() over (order by line) as k, line from lines
+            select row_number() over (order by line) - 1 + {offset} as row_id, line from lines
             """
         )
-        line_join, line_expr = "inner join line_of as l on t.k = l.k", "l.line"
-    else:
-        line_join, line_expr = "", "t.k + 1"
+        con.execute(
+            f"update {rows} set source_line = l.line from line_of as l "
+            f"where {rows}.rowid = l.row_id and {rows}.source_file = {src}"
+        )
+        con.execute("drop table line_of")
     con.execute(
         f"""
         insert into raw.quarantine
@@ -180,41 +205,46 @@ def _load_file(con: duckdb.DuckDBPyConnection, layer: str, path: Path) -> tuple[
         qualify row_number() over (partition by line order by column_idx) = 1
         """
     )
-    record = ", ".join(f"coalesce(t.{c}, '')" for c in cols)
     con.execute(
         f"""
         insert into raw.quarantine
-        select {_sql_str(layer)}, {src}, {line_expr},
-               split_part(t.problem, '|', 1), split_part(t.problem, '|', 2),
-               left(concat_ws(',', {record}), 500)
-        from judged as t {line_join} where t.problem is not null
+        select {_sql_str(layer)}, {src}, {_line_expr({str(path): offset})},
+               split_part(t.problem, '|', 1), split_part(t.problem, '|', 2), t.raw_record
+        from {rows} as t where t.source_file = {src} and t.problem is not null
         """
     )
-    con.execute(
-        f"""
-        insert into raw.{layer}
-        select {_TYPED_SELECT[layer]}, {src} as source_file, {line_expr} as source_line
-        from judged as t {line_join} where t.problem is null
-        """
-    )
-    con.execute("drop table if exists judged; drop table if exists line_of;")
-    loaded = con.execute(f"select count(*) from raw.{layer} where source_file = {src}").fetchone()[0]
     quarantined = con.execute(
         f"select count(*) from raw.quarantine where layer = {_sql_str(layer)} and source_file = {src}"
+    ).fetchone()[0]
+    loaded = con.execute(
+        f"select count(*) from {rows} where source_file = {src} and problem is null"
     ).fetchone()[0]
     return loaded, quarantined
 
 
+def _create_layer_views(con: duckdb.DuckDBPyConnection, offsets: dict[str, dict[str, int]]) -> None:
+    """raw.patents / raw.publications: the rows without a problem, with their file line."""
+    for layer in LAYERS:
+        con.execute(
+            f"create or replace view raw.{layer} as "
+            f"select t.* exclude (source_line, problem, raw_record), "
+            f"{_line_expr(offsets.get(layer, {}))} as source_line "
+            f"from {_rows_table(layer)} as t where t.problem is null"
+        )
+
+
 _RAW_DDL = """
 create schema if not exists raw;
-create or replace table raw.patents (
+create or replace table raw.patents_rows (
     application_id varchar, publication_date date, inventor_seq integer, city varchar,
     postal_code varchar, region varchar, country varchar, latitude double, longitude double,
-    applicant varchar, ipc varchar, source_file varchar, source_line bigint);
-create or replace table raw.publications (
+    applicant varchar, ipc varchar, source_file varchar, source_line bigint, problem varchar,
+    raw_record varchar);
+create or replace table raw.publications_rows (
     article_id varchar, publication_year integer, document_type varchar, address_seq integer,
     organization varchar, city varchar, postal_code varchar, region varchar, country varchar,
-    latitude double, longitude double, subject varchar, source_file varchar, source_line bigint);
+    latitude double, longitude double, subject varchar, source_file varchar, source_line bigint,
+    problem varchar, raw_record varchar);
 create or replace table raw.quarantine (
     layer varchar, source_file varchar, source_line bigint, field varchar, reason varchar,
     raw_record varchar);
@@ -252,10 +282,13 @@ def load_database(
             con.execute("create temp table iso_countries (code varchar)")
             con.executemany("insert into iso_countries values (?)", [[c] for c in sorted(iso_codes())])
             con.execute(_RAW_DDL)
+            offsets: dict[str, dict[str, int]] = {}
             for item in inputs:
                 for path in item.files:
                     log.info("loading %s %s", item.layer, path)
-                    loaded, quarantined = _load_file(con, item.layer, path)
+                    offset = con.execute(f"select count(*) from {_rows_table(item.layer)}").fetchone()[0]
+                    offsets.setdefault(item.layer, {})[str(path)] = offset
+                    loaded, quarantined = _load_file(con, item.layer, path, offset)
                     meta = landed_meta.get(str(path), {})
                     stats[str(path)] = {
                         "layer": item.layer,
@@ -277,6 +310,7 @@ def load_database(
                         ],
                     )
                     log.info("%s: %d rows loaded, %d quarantined", path, loaded, quarantined)
+            _create_layer_views(con, offsets)
             _check_quarantine(stats, max_quarantine_share, con)
             for layer, qpath in sorted((adapter_quarantine or {}).items()):
                 # Records a format adapter refused before the canonical file was written.

@@ -92,21 +92,46 @@ with rows as (
     select 'publications', article_id, address_seq, publication_year, country
     from raw.publications
 ),
+-- plain aggregates in steps (no count(distinct) over tens of millions of rows): parallel, and
+-- DuckDB can spill them
+positions as (
+    select
+        layer,
+        document_id,
+        address_seq,
+        count(*) as n_rows,
+        count(*) filter (where nullif(trim(document_id), '') is null) as missing_document_id,
+        count(*) filter (where publication_year is null) as missing_year,
+        count(*) filter (where nullif(trim(country), '') is null) as missing_country
+    from rows
+    group by layer, document_id, address_seq
+),
+documents as (
+    select
+        layer,
+        document_id,
+        sum(n_rows) as n_rows,
+        count(*) as n_positions,
+        sum(n_rows) filter (where address_seq is null) as missing_address_seq,
+        sum(missing_document_id) as missing_document_id,
+        sum(missing_year) as missing_year,
+        sum(missing_country) as missing_country
+    from positions
+    group by layer, document_id
+),
 layers as (select unnest(['patents', 'publications']) as layer),
 per_layer as (
     select
         layers.layer,
-        count(rows.layer) as rows_landed,
-        count(distinct rows.document_id) as documents_landed,
-        count(rows.layer) filter (where nullif(trim(rows.document_id), '') is null) as missing_document_id,
-        count(rows.layer) filter (where rows.address_seq is null) as missing_address_seq,
-        count(rows.layer) filter (where rows.publication_year is null) as missing_year,
-        count(rows.layer) filter (where nullif(trim(rows.country), '') is null) as missing_country,
-        count(rows.layer)
-            - count(distinct struct_pack(d := rows.document_id, s := rows.address_seq))
-                filter (where rows.layer is not null) as duplicate_address_rows
+        coalesce(sum(documents.n_rows), 0)::bigint as rows_landed,
+        count(documents.document_id) as documents_landed,
+        coalesce(sum(documents.missing_document_id), 0)::bigint as missing_document_id,
+        coalesce(sum(documents.missing_address_seq), 0)::bigint as missing_address_seq,
+        coalesce(sum(documents.missing_year), 0)::bigint as missing_year,
+        coalesce(sum(documents.missing_country), 0)::bigint as missing_country,
+        coalesce(sum(documents.n_rows - documents.n_positions), 0)::bigint as duplicate_address_rows
     from layers
-    left join rows on layers.layer = rows.layer
+    left join documents on layers.layer = documents.layer
     group by layers.layer
 ),
 quarantine as (

@@ -34,6 +34,24 @@ postal_codes as (
 ),
 
 -- the key is built from these fields (text lower-cased), so any row of a key stands for all
+hashed_twice as (
+
+    select
+        *,
+        -- a second hash of the same fields, in another order: two different addresses under one
+        -- address_key (a 64-bit collision, ~1e-6 per world-scale edition) stop the build
+        hash(
+            round(longitude, 5),
+            round(latitude, 5),
+            lower(postal_code),
+            lower(city),
+            lower(region),
+            country
+        ) as check_key
+    from addresses
+
+),
+
 distinct_addresses as (
 
     select
@@ -43,9 +61,25 @@ distinct_addresses as (
         min(city) as city,
         min(postal_code) as postal_code,
         min(latitude) as latitude,
-        min(longitude) as longitude
-    from addresses
+        min(longitude) as longitude,
+        min(check_key) = max(check_key) as is_one_address
+    from hashed_twice
     group by address_key
+
+),
+
+checked_addresses as (
+
+    select * exclude (is_one_address)
+    from distinct_addresses
+    where
+        case
+            when is_one_address then true
+            else error(
+                'address_key ' || address_key || ' hashes two different addresses, one of them: '
+                || concat_ws(' | ', country, region, city, postal_code, latitude, longitude)
+            )
+        end
 
 ),
 
@@ -59,20 +93,20 @@ known_countries as (
 classified as (
 
     select
-        distinct_addresses.*,
+        checked_addresses.*,
         known_countries.country_code is not null as is_known_country,
         coalesce(
-            distinct_addresses.latitude between -90 and 90
-            and distinct_addresses.longitude between -180 and 180
+            checked_addresses.latitude between -90 and 90
+            and checked_addresses.longitude between -180 and 180
             -- (0, 0) is what a failed upstream geocoder writes, not a place
-            and not (distinct_addresses.latitude = 0 and distinct_addresses.longitude = 0),
+            and not (checked_addresses.latitude = 0 and checked_addresses.longitude = 0),
             false
         ) as has_coordinates,
         nullif(
-            upper(regexp_replace(distinct_addresses.postal_code, '[^0-9A-Za-z]+', '', 'g')), ''
+            upper(regexp_replace(checked_addresses.postal_code, '[^0-9A-Za-z]+', '', 'g')), ''
         ) as postal_key
-    from distinct_addresses
-    left join known_countries on distinct_addresses.country = known_countries.country_code
+    from checked_addresses
+    left join known_countries on checked_addresses.country = known_countries.country_code
 
 ),
 
@@ -422,27 +456,23 @@ point_distances as (
 
 ),
 
-ranked_places as (
-
-    select
-        address_key,
-        geonameid,
-        row_number() over (
-            partition by address_key
-            order by population / pow(1 + distance_km, 2) desc, distance_km asc, geonameid asc
-        ) as place_rank
-    from point_distances
-    where distance_km <= 5
-
-),
-
+-- one aggregate instead of a window partitioned over tens of millions of candidate pairs;
+-- ties: nearer first, then the smaller geonameid
 nearest_places as (
 
     select
         address_key,
-        geonameid
-    from ranked_places
-    where place_rank = 1
+        arg_max(
+            geonameid,
+            {
+                'score': population / pow(1 + distance_km, 2),
+                'nearness': -distance_km,
+                'tie': -geonameid
+            }
+        ) as geonameid
+    from point_distances
+    where distance_km <= 5
+    group by address_key
 
 ),
 

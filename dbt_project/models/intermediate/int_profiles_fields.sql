@@ -5,12 +5,6 @@
 -- every document sum to exactly 1.
 with
 
-addresses as (
-
-    select * from {{ ref('int_addresses_weighted') }}
-
-),
-
 inventors as (
 
     select * from {{ ref('stg_patents__inventors') }}
@@ -29,27 +23,45 @@ concordance as (
 
 ),
 
+-- the distinct classification lists of every counted document (the rule of
+-- int_addresses_weighted, macro is_counted), in one pass over the address rows; rows usually
+-- repeat their document's list, so the lists are made distinct before they are split. A
+-- counted document without a list keeps a null one (it stays unclassified).
+classification_lists as (
+
+    select distinct
+        layer,
+        document_id,
+        ipc as classes
+    from inventors
+    where {{ is_counted() }}
+    union all
+    select distinct
+        layer,
+        document_id,
+        subject as classes
+    from author_addresses
+    where {{ is_counted() }}
+
+),
+
 documents as (
 
     select distinct
         layer,
         document_id
-    from addresses
+    from classification_lists
 
 ),
 
--- every IPC symbol of every row of the document (rows usually repeat the same list)
+-- every IPC symbol of every row of the document
 ipc_symbols as (
 
     select distinct
-        inventors.document_id,
-        upper(regexp_replace(unnest(string_split(inventors.ipc, ';')), '[\s-]', '', 'g')) as symbol
-    from inventors
-    inner join documents
-        on
-            documents.layer = 'patents'
-            and inventors.document_id = documents.document_id
-    where inventors.ipc is not null
+        document_id,
+        upper(regexp_replace(unnest(string_split(classes, ';')), '[\s-]', '', 'g')) as symbol
+    from classification_lists
+    where layer = 'patents' and classes is not null
 
 ),
 
@@ -106,14 +118,10 @@ patent_fields as (
 subject_fields as (
 
     select distinct
-        author_addresses.document_id,
-        nullif(trim(unnest(string_split(author_addresses.subject, ';'))), '') as field_name
-    from author_addresses
-    inner join documents
-        on
-            documents.layer = 'publications'
-            and author_addresses.document_id = documents.document_id
-    where author_addresses.subject is not null
+        document_id,
+        nullif(trim(unnest(string_split(classes, ';'))), '') as field_name
+    from classification_lists
+    where layer = 'publications' and classes is not null
 
 ),
 
