@@ -3,9 +3,15 @@
 -- Rules and known failure cases: docs/geocoding.md.
 with
 
-addresses as (
+inventors as (
 
-    select * from {{ ref('int_addresses_weighted') }}
+    select * from {{ ref('stg_patents__inventors') }}
+
+),
+
+author_addresses as (
+
+    select * from {{ ref('stg_publications__addresses') }}
 
 ),
 
@@ -33,22 +39,42 @@ postal_codes as (
 
 ),
 
--- the key is built from these fields (text lower-cased), so any row of a key stands for all
+-- the addresses of the counted documents (int_addresses_weighted's rule, macro is_counted),
+-- read from the staged rows: the rows of int_addresses_weighted carry only the key
+counted_addresses as (
+
+    select
+        country,
+        region,
+        city,
+        postal_code,
+        latitude,
+        longitude
+    from inventors
+    where {{ is_counted() }}
+    union all
+    select
+        country,
+        region,
+        city,
+        postal_code,
+        latitude,
+        longitude
+    from author_addresses
+    where {{ is_counted() }}
+
+),
+
+-- the key is built from these fields (text lower-cased), so any row of a key stands for all;
+-- check_key, a second hash of the same fields in another order, tells two addresses under one
+-- key (a 64-bit collision, ~1e-6 per world-scale edition) apart: such a collision stops the build
 hashed_twice as (
 
     select
         *,
-        -- a second hash of the same fields, in another order: two different addresses under one
-        -- address_key (a 64-bit collision, ~1e-6 per world-scale edition) stop the build
-        hash(
-            round(longitude, 5),
-            round(latitude, 5),
-            lower(postal_code),
-            lower(city),
-            lower(region),
-            country
-        ) as check_key
-    from addresses
+        {{ address_key() }} as address_key,
+        {{ address_key(check=true) }} as check_key
+    from counted_addresses
 
 ),
 

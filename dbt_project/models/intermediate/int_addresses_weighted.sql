@@ -1,6 +1,7 @@
 -- One row per address of a counted document: documents inside the edition's window (and, for
 -- articles, of a counted document type), each counting exactly 1, split equally over its
--- addresses. address_key identifies the distinct address text that geocoding works on.
+-- addresses. address_key identifies the distinct address that geocoding works on
+-- (int_addresses_geocoded, one row per key, holds its text).
 with
 
 inventors as (
@@ -64,31 +65,20 @@ final as (
         counted.address_seq,
         counted.publication_year,
         counted.country,
-        counted.region,
-        counted.city,
-        counted.postal_code,
-        counted.latitude,
-        counted.longitude,
         counted.organization,
         1.0 / document_sizes.n_addresses as weight,
-        -- 64-bit hash of the address as geocoding reads it (text lower-cased, coordinates to
-        -- 1e-5 degree); an integer key keeps the joins on tens of millions of rows cheap.
-        -- Collisions: ~n^2 / 2^65, about 1e-6 for the 5 M distinct addresses of a world-scale
-        -- edition; int_addresses_geocoded's test on distinct_texts reports one.
-        hash(
-            counted.country,
-            lower(counted.region),
-            lower(counted.city),
-            lower(counted.postal_code),
-            round(counted.latitude, 5),
-            round(counted.longitude, 5)
-        ) as address_key
+        -- the address's key (macro address_key); its text is read by int_addresses_geocoded,
+        -- so the tens of millions of rows here stay narrow
+        {{ address_key(
+            'counted.country', 'counted.region', 'counted.city', 'counted.postal_code',
+            'counted.latitude', 'counted.longitude'
+        ) }} as address_key
     from counted
     inner join document_sizes
         on
             counted.layer = document_sizes.layer
             and counted.document_id = document_sizes.document_id
 
-)
+),
 
 select * from final

@@ -40,7 +40,8 @@ staged as (
         address_seq,
         publication_year,
         publication_year
-        between {{ var('patents_first_year') }} and {{ var('patents_last_year') }} as in_window
+        between {{ var('patents_first_year') }} and {{ var('patents_last_year') }} as in_window,
+        {{ is_counted() }} as is_counted
     from inventors
     union all
     select
@@ -48,7 +49,8 @@ staged as (
         document_id,
         address_seq,
         publication_year,
-        publication_year between {{ var('publications_first_year') }} and {{ var('publications_last_year') }}
+        publication_year between {{ var('publications_first_year') }} and {{ var('publications_last_year') }},
+        {{ is_counted() }}
     from author_addresses
 
 ),
@@ -68,7 +70,8 @@ address_positions as (
         document_id,
         address_seq,
         count(*) as n_rows,
-        bool_and(in_window) as in_window
+        bool_and(in_window) as in_window,
+        bool_or(is_counted) as is_counted
     from staged
     group by layer, document_id, address_seq
 
@@ -80,6 +83,7 @@ documents as (
         layer,
         document_id,
         bool_and(in_window) as in_window,
+        bool_or(is_counted) as is_counted,
         count(*) filter (where n_rows > 1) as duplicate_addresses
     from address_positions
     group by layer, document_id
@@ -92,21 +96,24 @@ document_stats as (
         layers.layer,
         count(documents.document_id) as documents_landed,
         count(documents.document_id) filter (where not documents.in_window) as documents_out_of_window,
-        count(documents.document_id) filter (where documents.duplicate_addresses > 0) as documents_duplicated
+        count(documents.document_id) filter (where documents.duplicate_addresses > 0) as documents_duplicated,
+        -- from the staged rows, independently of int_addresses_weighted's weights
+        count(documents.document_id) filter (where documents.is_counted) as documents_counted
     from layers
     left join documents on layers.layer = documents.layer
     group by layers.layer
 
 ),
 
-counted_documents as (
+-- fsum: compensated (Kahan) summation; a plain float sum of tens of millions of 1/n shares
+-- drifts by more than the gate's tolerance
+weight_per_layer as (
 
     select
         layer,
-        document_id,
         fsum(weight) as weight
     from addresses
-    group by layer, document_id
+    group by layer
 
 ),
 
@@ -114,13 +121,9 @@ counted as (
 
     select
         layers.layer,
-        count(counted_documents.document_id) as documents_counted,
-        -- fsum: compensated (Kahan) summation; a plain float sum of tens of millions of 1/n
-        -- shares drifts by more than the gate's tolerance
-        coalesce(fsum(counted_documents.weight), 0) as weight_counted
+        coalesce(weight_per_layer.weight, 0) as weight_counted
     from layers
-    left join counted_documents on layers.layer = counted_documents.layer
-    group by layers.layer
+    left join weight_per_layer on layers.layer = weight_per_layer.layer
 
 ),
 
@@ -151,13 +154,13 @@ final as (
     select
         document_stats.layer,
         document_stats.documents_landed,
-        counted.documents_counted,
+        document_stats.documents_counted,
         counted.weight_counted,
         document_stats.documents_out_of_window,
         document_stats.documents_duplicated,
         located_weight.weight_located,
         cell_weight.weight_in_cells,
-        abs(counted.weight_counted - counted.documents_counted) as conservation_error,
+        abs(counted.weight_counted - document_stats.documents_counted) as conservation_error,
         document_stats.documents_out_of_window
         / greatest(document_stats.documents_landed, 1) as out_of_window_share,
         abs(cell_weight.weight_in_cells - located_weight.weight_located) as cells_conservation_error
