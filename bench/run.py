@@ -358,9 +358,11 @@ def warm_gazetteer_cache(conf: dict, log_dir: Path) -> dict:
     if cached:
         return {"was_cached": True, "build_s": None}
     with (log_dir / "gazetteer.log").open("w") as fh:
-        m = run_measured([sys.executable, "-c", GAZETTEER_SCRIPT, json.dumps(conf)], python_env(), log_file=fh)
+        cmd = [sys.executable, "-c", GAZETTEER_SCRIPT, json.dumps(conf)]
+        m = run_measured(cmd, python_env(), log_file=fh)
     if m.returncode != 0:
-        raise SystemExit(f"gazetteer cache build failed (exit {m.returncode}), see {log_dir / 'gazetteer.log'}")
+        log_path = log_dir / "gazetteer.log"
+        raise SystemExit(f"gazetteer cache build failed (exit {m.returncode}), see {log_path}")
     return {"was_cached": False, "build_s": m.wall_s, "peak_rss_mb": m.peak_rss_mb}
 
 

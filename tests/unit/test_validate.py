@@ -53,8 +53,10 @@ FAULTS = {
     "ranking.rank_unique": "update main.ranking set rank = 2 where rank = 3",
     "ranking.name_not_empty": "update main.ranking set name = '  ' where rank = 1",
     "ranking.pct_shares_sum_at_most_1": "update main.clusters set pct_share = pct_share + 0.5",
-    "raw.country_iso": "insert into raw.patents_rows (application_id, inventor_seq, publication_date, country) "
-    "values ('WO2020000009', 1, date '2020-01-01', 'XX')",
+    "raw.country_iso": (
+        "insert into raw.patents_rows (application_id, inventor_seq, publication_date, country) "
+        "values ('WO2020000009', 1, date '2020-01-01', 'XX')"
+    ),
 }
 
 

@@ -67,7 +67,7 @@ final as (
         counted.country,
         counted.organization,
         1.0 / document_sizes.n_addresses as weight,
-        -- the address's key (macro address_key); its text is read by int_addresses_geocoded,
+        -- the key of the address (macro address_key); int_addresses_geocoded reads its text,
         -- so the tens of millions of rows here stay narrow
         {{ address_key(
             'counted.country', 'counted.region', 'counted.city', 'counted.postal_code',
@@ -79,6 +79,6 @@ final as (
             counted.layer = document_sizes.layer
             and counted.document_id = document_sizes.document_id
 
-),
+)
 
 select * from final
