@@ -2,9 +2,10 @@
 
 Three stages, each a set of versioned GX suites defined below (``SUITE_VERSION``):
 
-- ``raw``: the land step's tables (``raw.patents``, ``raw.publications``, ``raw.quarantine``),
-  summarised per layer by SQL in this module (:data:`RAW_LAYERS_SQL`): rows, required-field
-  nulls, duplicated (document, address) rows, quarantined rows; and the distinct country codes.
+- ``raw``: the land step's rows (``raw.patents``, ``raw.publications``, ``raw.quarantine``),
+  summarised per layer (:data:`RAW_LAYERS_SQL`: rows, required-field nulls, duplicated
+  (document, address) rows, counted once over the staged rows by the dbt mart
+  ``check_summaries``; quarantined rows), and the distinct country codes of the raw tables.
 - ``counted``: the geocoded and fractionally counted data, summarised by the dbt marts
   ``check_summaries`` (conservation, window, duplicates) and ``geocoding_coverage``.
 - ``ranking``: the ``ranking`` and ``clusters`` marts and their consistency, plus stability
@@ -83,68 +84,28 @@ class Check:
 
 # --- frames computed in DuckDB ---------------------------------------------------------------
 
+# The per-layer summary of the landed rows is computed once, by the dbt mart check_summaries (one
+# aggregate over the tens of millions of staged rows serves the raw and the counted stage);
+# the quarantine is read from the land step's table.
 RAW_LAYERS_SQL = """
-with rows as (
-    select 'patents' as layer, application_id as document_id, inventor_seq as address_seq,
-           year(publication_date) as publication_year, country
-    from raw.patents
-    union all
-    select 'publications', article_id, address_seq, publication_year, country
-    from raw.publications
-),
--- plain aggregates in steps (no count(distinct) over tens of millions of rows): parallel, and
--- DuckDB can spill them
-positions as (
-    select
-        layer,
-        document_id,
-        address_seq,
-        count(*) as n_rows,
-        count(*) filter (where nullif(trim(document_id), '') is null) as missing_document_id,
-        count(*) filter (where publication_year is null) as missing_year,
-        count(*) filter (where nullif(trim(country), '') is null) as missing_country
-    from rows
-    group by layer, document_id, address_seq
-),
-documents as (
-    select
-        layer,
-        document_id,
-        sum(n_rows) as n_rows,
-        count(*) as n_positions,
-        sum(n_rows) filter (where address_seq is null) as missing_address_seq,
-        sum(missing_document_id) as missing_document_id,
-        sum(missing_year) as missing_year,
-        sum(missing_country) as missing_country
-    from positions
-    group by layer, document_id
-),
-layers as (select unnest(['patents', 'publications']) as layer),
-per_layer as (
-    select
-        layers.layer,
-        coalesce(sum(documents.n_rows), 0)::bigint as rows_landed,
-        count(documents.document_id) as documents_landed,
-        coalesce(sum(documents.missing_document_id), 0)::bigint as missing_document_id,
-        coalesce(sum(documents.missing_address_seq), 0)::bigint as missing_address_seq,
-        coalesce(sum(documents.missing_year), 0)::bigint as missing_year,
-        coalesce(sum(documents.missing_country), 0)::bigint as missing_country,
-        coalesce(sum(documents.n_rows - documents.n_positions), 0)::bigint as duplicate_address_rows
-    from layers
-    left join documents on layers.layer = documents.layer
-    group by layers.layer
-),
-quarantine as (
+with quarantine as (
     select layer, count(*) as rows_quarantined from raw.quarantine group by layer
 )
 select
-    per_layer.*,
+    s.layer,
+    s.rows_landed,
+    s.documents_landed,
+    s.missing_document_id,
+    s.missing_address_seq,
+    s.missing_year,
+    s.missing_country,
+    s.duplicate_address_rows,
     coalesce(quarantine.rows_quarantined, 0) as rows_quarantined,
     coalesce(quarantine.rows_quarantined, 0)
-        / greatest(per_layer.rows_landed + coalesce(quarantine.rows_quarantined, 0), 1) as quarantine_share
-from per_layer
-left join quarantine on per_layer.layer = quarantine.layer
-order by per_layer.layer
+        / greatest(s.rows_landed + coalesce(quarantine.rows_quarantined, 0), 1) as quarantine_share
+from main.check_summaries as s
+left join quarantine on s.layer = quarantine.layer
+order by s.layer
 """
 
 RAW_COUNTRIES_SQL = """

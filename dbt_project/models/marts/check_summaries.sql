@@ -39,6 +39,7 @@ staged as (
         document_id,
         address_seq,
         publication_year,
+        country,
         publication_year
         between {{ var('patents_first_year') }} and {{ var('patents_last_year') }} as in_window,
         {{ is_counted() }} as is_counted
@@ -49,6 +50,7 @@ staged as (
         document_id,
         address_seq,
         publication_year,
+        country,
         publication_year between {{ var('publications_first_year') }} and {{ var('publications_last_year') }},
         {{ is_counted() }}
     from author_addresses
@@ -70,6 +72,9 @@ address_positions as (
         document_id,
         address_seq,
         count(*) as n_rows,
+        count(*) filter (where nullif(trim(document_id), '') is null) as missing_document_id,
+        count(*) filter (where publication_year is null) as missing_year,
+        count(*) filter (where nullif(trim(country), '') is null) as missing_country,
         bool_and(in_window) as in_window,
         bool_or(is_counted) as is_counted
     from staged
@@ -82,6 +87,12 @@ documents as (
     select
         layer,
         document_id,
+        sum(n_rows) as n_rows,
+        count(*) as n_positions,
+        coalesce(sum(n_rows) filter (where address_seq is null), 0) as missing_address_seq,
+        sum(missing_document_id) as missing_document_id,
+        sum(missing_year) as missing_year,
+        sum(missing_country) as missing_country,
         bool_and(in_window) as in_window,
         bool_or(is_counted) as is_counted,
         count(*) filter (where n_rows > 1) as duplicate_addresses
@@ -94,6 +105,13 @@ document_stats as (
 
     select
         layers.layer,
+        -- the land step's rows (the raw stage of the gate reads these, validate.RAW_LAYERS_SQL)
+        coalesce(sum(documents.n_rows), 0)::bigint as rows_landed,
+        coalesce(sum(documents.missing_document_id), 0)::bigint as missing_document_id,
+        coalesce(sum(documents.missing_address_seq), 0)::bigint as missing_address_seq,
+        coalesce(sum(documents.missing_year), 0)::bigint as missing_year,
+        coalesce(sum(documents.missing_country), 0)::bigint as missing_country,
+        coalesce(sum(documents.n_rows - documents.n_positions), 0)::bigint as duplicate_address_rows,
         count(documents.document_id) as documents_landed,
         count(documents.document_id) filter (where not documents.in_window) as documents_out_of_window,
         count(documents.document_id) filter (where documents.duplicate_addresses > 0) as documents_duplicated,
@@ -153,6 +171,12 @@ final as (
 
     select
         document_stats.layer,
+        document_stats.rows_landed,
+        document_stats.missing_document_id,
+        document_stats.missing_address_seq,
+        document_stats.missing_year,
+        document_stats.missing_country,
+        document_stats.duplicate_address_rows,
         document_stats.documents_landed,
         document_stats.documents_counted,
         counted.weight_counted,
