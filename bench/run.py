@@ -1,7 +1,8 @@
 """World-scale benchmark of the pipeline (``make bench``; results in docs/performance.md).
 
 Per scale: generate a world (stclusters.worldgen) under /tmp/bench unless already there, time the
-read-once floor (one DuckDB count over read_csv of both dumps, every column parsed), then run
+read-once floor (one DuckDB count over read_csv of both dumps, every column parsed) and the
+read-and-write-once floor (the same text rows also written once into a DuckDB file), then run
 each pipeline stage (tasks.pull, load, build, validate_gate, publish_edition) in its own child
 process, recording wall time and peak memory of the child's whole process tree (dbt runs as a
 grandchild of the build stage). Writes bench/results/scale-<s>.json, regenerates the results
@@ -158,27 +159,42 @@ def generate(scale: float, data_root: Path, threads: int) -> dict:
 
 
 FLOOR_SCRIPT = r"""
-import json, sys, duckdb
+import json, os, sys, duckdb
 from stclusters.schema import COLUMNS
-files, memory_limit, threads = json.loads(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-con = duckdb.connect(config={"memory_limit": memory_limit, "threads": threads})
+files, memory_limit, threads, db = json.loads(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
+# db "": read only; else the text rows are also written once into that DuckDB file
+con = duckdb.connect(db or ":memory:", config={"memory_limit": memory_limit, "threads": threads})
 con.execute("set enable_progress_bar = false")
 rows = {}
 for layer, path in files.items():
     cols = COLUMNS[layer]
     spec = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in cols) + "}"
-    # count(col) of every column: projection pushdown would otherwise skip parsing them
-    counts = ", ".join(f"count({c})" for c in cols)
-    rows[layer] = con.execute(
-        f"select count(*), {counts} from read_csv('{path}', header = true, auto_detect = false, "
-        f"columns = {spec})"
-    ).fetchone()[0]
+    source = f"read_csv('{path}', header = true, auto_detect = false, columns = {spec})"
+    if db:
+        con.execute(f"create table {layer} as select * from {source}")
+        con.execute("checkpoint")
+        rows[layer] = con.execute(f"select count(*) from {layer}").fetchone()[0]
+    else:
+        # count(col) of every column: projection pushdown would otherwise skip parsing them
+        counts = ", ".join(f"count({c})" for c in cols)
+        rows[layer] = con.execute(f"select count(*), {counts} from {source}").fetchone()[0]
+con.close()
+if db:
+    os.remove(db)
 print(json.dumps(rows))
 """
 
 
-def measure_floor(files: dict[str, str], memory_limit: str, threads: int, out_json: Path) -> dict:
-    cmd = [sys.executable, "-c", FLOOR_SCRIPT, json.dumps(files), memory_limit, str(threads)]
+def measure_floor(
+    files: dict[str, str], memory_limit: str, threads: int, out_json: Path, write_db: Path | None = None
+) -> dict:
+    """The read-once floor (every column of both dumps parsed, nothing kept) or, with write_db, the
+    read-and-write-once floor (the text rows also written once into a DuckDB file, as any
+    pipeline that keeps its input rows must at least do)."""
+    if write_db:
+        write_db.unlink(missing_ok=True)
+    db = str(write_db) if write_db else ""
+    cmd = [sys.executable, "-c", FLOOR_SCRIPT, json.dumps(files), memory_limit, str(threads), db]
     with out_json.open("w") as fh:
         env = python_env()
         started = time.monotonic()
@@ -378,6 +394,10 @@ def bench_scale(args: argparse.Namespace, scale: float) -> dict:
     log.info("scale %s: floor ...", name)
     floor = measure_floor(files, args.memory_limit, args.threads, log_dir / "floor.json")
     log.info("scale %s: floor %.1fs (%s)", name, floor["wall_s"], floor["rows"])
+    scratch_db = data_root / f"floor-{name}.duckdb"
+    write_json = log_dir / "write_floor.json"
+    write_floor = measure_floor(files, args.memory_limit, args.threads, write_json, scratch_db)
+    log.info("scale %s: read-and-write floor %.1fs", name, write_floor["wall_s"])
     partial = RESULTS_DIR / f"scale-{name}.partial.json"
 
     def write_partial(stages_so_far: dict) -> None:
@@ -397,6 +417,7 @@ def bench_scale(args: argparse.Namespace, scale: float) -> dict:
     params = config.resolve(conf)
     timings = model_timings(params.workspace)
     clustering_s = sum(t["seconds"] for t in timings if t["node"] == "int_cells_clustered")
+    wf_s = write_floor["wall_s"]
     result = {
         "scale": scale,
         "ok": ok,
@@ -407,6 +428,9 @@ def bench_scale(args: argparse.Namespace, scale: float) -> dict:
         "clustering_s": round(clustering_s, 2),
         "stages": stages,
         "floor": floor,
+        "write_floor_s": wf_s,
+        "write_floor_multiple": round(end_to_end / wf_s, 2) if wf_s else None,
+        "write_floor": write_floor,
         "gazetteer_cache": gazetteer,
         "generation": {k: world.get(k) for k in GENERATION_KEYS},
         "counts": edition_counts(params.duckdb_path),
@@ -471,13 +495,18 @@ def status(r: dict) -> str:
     return "ok" if len(r["stages"]) == len(STAGES) else "incomplete"
 
 
+def _fmt(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f}"
+
+
 def results_table(results: list[dict]) -> str:
     """Markdown of all recorded scales (bench/results/scale-*.json)."""
     lines = [
-        "| scale | rows (patents / publications) | occupied cells (pat / pub) | floor s | "
+        "| scale | rows (patents / publications) | occupied cells (pat / pub) | floor s | read+write s | "
         + " | ".join(f"{s} s / MB" for s in STAGES)
-        + " | end-to-end s | × floor | peak MB | clustering s | H3 res | load avg | commit | status |",
-        "|---" * (12 + len(STAGES)) + "|",
+        + " | end-to-end s | × floor | × read+write | peak MB | clustering s | H3 res | load avg | commit "
+        "| status |",
+        "|---" * (14 + len(STAGES)) + "|",
     ]
     for r in sorted(results, key=lambda r: r["scale"]):
         c = r.get("counts", {})
@@ -491,9 +520,10 @@ def results_table(results: list[dict]) -> str:
             for s in STAGES
         ]
         lines.append(
-            f"| {r['scale']:g} | {rows} | {cells} | {r['floor_s']:.1f} | "
+            f"| {r['scale']:g} | {rows} | {cells} | {r['floor_s']:.1f} | {_fmt(r.get('write_floor_s'))} | "
             + " | ".join(stage_cells)
-            + f" | {r['end_to_end_s']:.1f} | {r['floor_multiple']} | {r['peak_rss_mb']:,.0f} | "
+            + f" | {r['end_to_end_s']:.1f} | {r['floor_multiple']} | {r.get('write_floor_multiple', '—')} "
+            f"| {r['peak_rss_mb']:,.0f} | "
             f"{r['clustering_s']:.1f} | {r.get('params', {}).get('h3_resolution', '?')} "
             f"| {r['machine']['load_avg_1m_at_end']} | {r.get('code', {}).get('commit', '?')[:7]} "
             f"| {status(r)} |"
@@ -544,7 +574,10 @@ def write_table_into_doc() -> None:
 
 
 def summary_line(r: dict) -> dict:
-    keys = ("scale", "ok", "end_to_end_s", "floor_s", "floor_multiple", "peak_rss_mb", "clustering_s")
+    keys = (
+        "scale", "ok", "end_to_end_s", "floor_s", "floor_multiple", "write_floor_s", "write_floor_multiple",
+        "peak_rss_mb", "clustering_s",
+    )  # fmt: skip
     line = {k: r[k] for k in keys}
     line["stages_s"] = {s: v["wall_s"] for s, v in r["stages"].items()}
     line["occupied_cells"] = {k: r["counts"].get(k, {}).get("occupied_cells") for k in LAYERS}

@@ -1,5 +1,3 @@
--- sqlfluff:max_parse_depth:2000
--- (normalize_organization() nests some 25 function calls, deeper than sqlfluff parses by default)
 -- Applicants (patents) and organizations (articles) per cluster, by fractional count. An address
 -- listing several organizations separated by ';' splits its weight equally over them. Spellings
 -- are counted together under normalize_organization(); each key is shown under its most
@@ -9,6 +7,13 @@ with
 addresses as (
 
     select * from {{ ref('int_addresses_clustered') }}
+
+),
+
+-- the key of every spelling, normalised once per distinct spelling
+spellings as (
+
+    select * from {{ ref('int_organization_spellings') }}
 
 ),
 
@@ -35,23 +40,6 @@ split as (
         weight / len(organizations) as weight,
         trim(unnest(organizations)) as organization
     from listed
-
-),
-
-distinct_spellings as (
-
-    select distinct organization
-    from split
-
-),
-
--- the normalisation runs once per distinct spelling, not per address
-spellings as (
-
-    select
-        organization,
-        {{ normalize_organization('organization') }} as organization_key
-    from distinct_spellings
 
 ),
 
