@@ -39,7 +39,6 @@ staged as (
         document_id,
         address_seq,
         publication_year,
-        country,
         publication_year
         between {{ var('patents_first_year') }} and {{ var('patents_last_year') }} as in_window,
         {{ is_counted() }} as is_counted
@@ -50,7 +49,6 @@ staged as (
         document_id,
         address_seq,
         publication_year,
-        country,
         publication_year between {{ var('publications_first_year') }} and {{ var('publications_last_year') }},
         {{ is_counted() }}
     from author_addresses
@@ -65,6 +63,29 @@ layers as (
 
 -- Plain aggregates in two steps (no count(distinct)): DuckDB can spill them to disk, so the
 -- model stays within duckdb_memory_limit at world scale (tens of millions of addresses).
+-- the land step's rows, one scan per layer (no grouping by document: these are row counts)
+row_stats as (
+
+    select
+        'patents' as layer,
+        count(*) as rows_landed,
+        count(*) filter (where nullif(trim(document_id), '') is null) as missing_document_id,
+        count(*) filter (where address_seq is null) as missing_address_seq,
+        count(*) filter (where publication_year is null) as missing_year,
+        count(*) filter (where nullif(trim(country), '') is null) as missing_country
+    from inventors
+    union all
+    select
+        'publications' as layer,
+        count(*) as rows_landed,
+        count(*) filter (where nullif(trim(document_id), '') is null) as missing_document_id,
+        count(*) filter (where address_seq is null) as missing_address_seq,
+        count(*) filter (where publication_year is null) as missing_year,
+        count(*) filter (where nullif(trim(country), '') is null) as missing_country
+    from author_addresses
+
+),
+
 address_positions as (
 
     select
@@ -72,9 +93,6 @@ address_positions as (
         document_id,
         address_seq,
         count(*) as n_rows,
-        count(*) filter (where nullif(trim(document_id), '') is null) as missing_document_id,
-        count(*) filter (where publication_year is null) as missing_year,
-        count(*) filter (where nullif(trim(country), '') is null) as missing_country,
         bool_and(in_window) as in_window,
         bool_or(is_counted) as is_counted
     from staged
@@ -87,12 +105,7 @@ documents as (
     select
         layer,
         document_id,
-        sum(n_rows) as n_rows,
         count(*) as n_positions,
-        coalesce(sum(n_rows) filter (where address_seq is null), 0) as missing_address_seq,
-        sum(missing_document_id) as missing_document_id,
-        sum(missing_year) as missing_year,
-        sum(missing_country) as missing_country,
         bool_and(in_window) as in_window,
         bool_or(is_counted) as is_counted,
         count(*) filter (where n_rows > 1) as duplicate_addresses
@@ -105,14 +118,8 @@ document_stats as (
 
     select
         layers.layer,
-        -- the land step's rows (the raw stage of the gate reads these, validate.RAW_LAYERS_SQL)
-        coalesce(sum(documents.n_rows), 0)::bigint as rows_landed,
-        coalesce(sum(documents.missing_document_id), 0)::bigint as missing_document_id,
-        coalesce(sum(documents.missing_address_seq), 0)::bigint as missing_address_seq,
-        coalesce(sum(documents.missing_year), 0)::bigint as missing_year,
-        coalesce(sum(documents.missing_country), 0)::bigint as missing_country,
-        coalesce(sum(documents.n_rows - documents.n_positions), 0)::bigint as duplicate_address_rows,
         count(documents.document_id) as documents_landed,
+        coalesce(sum(documents.n_positions), 0)::bigint as address_positions,
         count(documents.document_id) filter (where not documents.in_window) as documents_out_of_window,
         count(documents.document_id) filter (where documents.duplicate_addresses > 0) as documents_duplicated,
         -- from the staged rows, independently of int_addresses_weighted's weights
@@ -171,12 +178,13 @@ final as (
 
     select
         document_stats.layer,
-        document_stats.rows_landed,
-        document_stats.missing_document_id,
-        document_stats.missing_address_seq,
-        document_stats.missing_year,
-        document_stats.missing_country,
-        document_stats.duplicate_address_rows,
+        -- the land step's rows (the raw stage of the gate reads these, validate.RAW_LAYERS_SQL)
+        row_stats.rows_landed,
+        row_stats.missing_document_id,
+        row_stats.missing_address_seq,
+        row_stats.missing_year,
+        row_stats.missing_country,
+        row_stats.rows_landed - document_stats.address_positions as duplicate_address_rows,
         document_stats.documents_landed,
         document_stats.documents_counted,
         counted.weight_counted,
@@ -189,6 +197,7 @@ final as (
         / greatest(document_stats.documents_landed, 1) as out_of_window_share,
         abs(cell_weight.weight_in_cells - located_weight.weight_located) as cells_conservation_error
     from document_stats
+    inner join row_stats on document_stats.layer = row_stats.layer
     inner join counted on document_stats.layer = counted.layer
     inner join located_weight on document_stats.layer = located_weight.layer
     inner join cell_weight on document_stats.layer = cell_weight.layer
