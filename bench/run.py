@@ -473,10 +473,12 @@ def code_version() -> dict:
 
     def git(*a: str) -> str:
         done = subprocess.run(["git", *a], cwd=REPO, capture_output=True, text=True, check=False)
-        return done.stdout.strip()
+        return done.stdout
 
+    # porcelain lines are "XY path": the status columns may start with a space, so no strip()
     dirty = git("status", "--porcelain", "--", "plugins", "dbt_project")
-    return {"commit": git("rev-parse", "HEAD"), "uncommitted": [line[3:] for line in dirty.splitlines()]}
+    uncommitted = [line[3:] for line in dirty.splitlines() if line.strip()]
+    return {"commit": git("rev-parse", "HEAD").strip(), "uncommitted": uncommitted}
 
 
 def machine() -> dict:
