@@ -42,27 +42,18 @@ postal_codes as (
 -- the addresses of the counted documents (int_addresses_weighted's rule, macro is_counted),
 -- read from the staged rows: the rows of int_addresses_weighted carry only the key
 counted_addresses as (
-
-    select
-        country,
-        region,
-        city,
-        postal_code,
-        latitude,
-        longitude
-    from inventors
-    where {{ is_counted() }}
-    union all
-    select
-        country,
-        region,
-        city,
-        postal_code,
-        latitude,
-        longitude
-    from author_addresses
-    where {{ is_counted() }}
-
+    {% for rows in ['inventors', 'author_addresses'] %}
+        select
+            country,
+            region,
+            city,
+            postal_code,
+            latitude,
+            longitude
+        from {{ rows }}
+        where {{ is_counted() }}
+        {% if not loop.last %}union all{% endif %}
+    {% endfor %}
 ),
 
 -- the key is built from these fields (text lower-cased), so any row of a key stands for all;

@@ -65,25 +65,17 @@ layers as (
 -- model stays within duckdb_memory_limit at world scale (tens of millions of addresses).
 -- the land step's rows, one scan per layer (no grouping by document: these are row counts)
 row_stats as (
-
-    select
-        'patents' as layer,
-        count(*) as rows_landed,
-        count(*) filter (where nullif(trim(document_id), '') is null) as missing_document_id,
-        count(*) filter (where address_seq is null) as missing_address_seq,
-        count(*) filter (where publication_year is null) as missing_year,
-        count(*) filter (where nullif(trim(country), '') is null) as missing_country
-    from inventors
-    union all
-    select
-        'publications' as layer,
-        count(*) as rows_landed,
-        count(*) filter (where nullif(trim(document_id), '') is null) as missing_document_id,
-        count(*) filter (where address_seq is null) as missing_address_seq,
-        count(*) filter (where publication_year is null) as missing_year,
-        count(*) filter (where nullif(trim(country), '') is null) as missing_country
-    from author_addresses
-
+    {% for layer, rows in [('patents', 'inventors'), ('publications', 'author_addresses')] %}
+        select
+            '{{ layer }}' as layer,
+            count(*) as rows_landed,
+            count(*) filter (where nullif(trim(document_id), '') is null) as missing_document_id,
+            count(*) filter (where address_seq is null) as missing_address_seq,
+            count(*) filter (where publication_year is null) as missing_year,
+            count(*) filter (where nullif(trim(country), '') is null) as missing_country
+        from {{ rows }}
+        {% if not loop.last %}union all{% endif %}
+    {% endfor %}
 ),
 
 address_positions as (
