@@ -60,7 +60,9 @@ _ROW_CHECKS: dict[str, list[tuple[str, str, str]]] = {
     ],
 }
 _COMMON_CHECKS: list[tuple[str, str, str]] = [
-    ("country", "upper(trim(t.country)) not in (select code from iso_countries)", "unknown country code"),
+    # a scalar macro, not `in (select ...)`: a join here would let DuckDB insert the rows out of
+    # file order, and the file line of a row is computed from its position (_line_expr)
+    ("country", "not stc_is_iso_country(upper(trim(t.country)))", "unknown country code"),
     (
         "latitude",
         "nullif(trim(t.latitude), '') is not null and coalesce(try_cast(t.latitude as double) "
@@ -279,8 +281,11 @@ def load_database(
         con = duckdb.connect(str(tmp_path), config={"memory_limit": memory_limit, "threads": threads})
         con.execute("set enable_progress_bar = false")  # progress goes to the task log, not as bars
         try:
-            con.execute("create temp table iso_countries (code varchar)")
-            con.executemany("insert into iso_countries values (?)", [[c] for c in sorted(iso_codes())])
+            codes = "," + ",".join(sorted(iso_codes())) + ","
+            con.execute(
+                "create temp macro stc_is_iso_country(code) as "
+                f"length(code) = 2 and strpos({_sql_str(codes)}, ',' || code || ',') > 0"
+            )
             con.execute(_RAW_DDL)
             offsets: dict[str, dict[str, int]] = {}
             for item in inputs:

@@ -129,3 +129,35 @@ def test_empty_layer_fails_the_load(tmp_path: Path) -> None:
     a = _write(tmp_path / "a.csv", HEADER_A + "\nWOS:1,2019,Article,1,U,Tokyo,,,JP,,,X\n")
     with pytest.raises(LoadError, match=r"p\.csv: no data rows"):
         _load(tmp_path / "x.duckdb", {"patents": p, "publications": a})
+
+
+def test_file_lines_of_good_quarantined_and_rejected_rows_in_a_larger_file(tmp_path: Path) -> None:
+    """The line of a row is computed from its position in raw.<layer>_rows. 300,000 rows, each
+    naming its own line in its id; every 997th has an unknown country and is quarantined with its
+    line; a malformed line, rejected by DuckDB, shifts the numbering of the rows after it. (That
+    file order survives DuckDB's parallel read of a world-scale file is checked in
+    tests/e2e/test_load_lines.py.)"""
+    N = 300_000
+    lines = [HEADER_A]
+    for line in range(2, N + 2):
+        country = "XX" if line % 997 == 0 else "JP"
+        if line == 150_000:
+            lines.append(f"WOS:{line},2019,Article,1,Univ,Tokyo,,JP")  # too few fields: rejected
+            continue
+        lines.append(f"WOS:{line},2019,Article,1,Univ,Tokyo,,,{country},,,Physics")
+    path = _write(tmp_path / "publications.csv.gz", "\n".join(lines) + "\n")
+    db = tmp_path / "edition.duckdb"
+    load_database(db, layer_inputs({"publications": [path]}), {}, max_quarantine_share=1.0, threads=2)
+    con = duckdb.connect(str(db), read_only=True)
+    wrong = con.execute(
+        "select count(*) from raw.publications where source_line <> cast(substr(article_id, 5) as bigint)"
+    ).fetchall()[0][0]
+    assert con.execute("select count(*) from raw.publications").fetchall()[0][0] == N - 1 - (N + 1) // 997
+    assert wrong == 0
+    quarantined = con.sql(
+        "select source_line, field, reason from raw.quarantine order by source_line"
+    ).fetchall()
+    assert [q[0] for q in quarantined] == sorted([*range(997, N + 2, 997), 150_000])
+    by_line = {q[0]: q for q in quarantined}
+    assert by_line[997][1:] == ("country", "unknown country code")
+    assert "missing columns" in by_line[150_000][2]
