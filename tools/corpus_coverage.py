@@ -125,7 +125,12 @@ def run(corpus: Path) -> list[FileCoverage]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", type=Path, default=CORPUS, help="folder holding the files of tests/fixtures/real/corpus.yml (default $STCLUSTERS_REAL_CORPUS)")
+    parser.add_argument(
+        "--corpus",
+        type=Path,
+        default=CORPUS,
+        help="folder of the corpus files (default: $STCLUSTERS_REAL_CORPUS)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object per file")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)  # the adapters' per-file warnings would drown the table
