@@ -18,7 +18,7 @@ export PYTHONPATH := $(CURDIR)/plugins
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DO_NOT_TRACK := 1
 
-.PHONY: setup run test test-unit test-e2e lint verify bench docs sample clean
+.PHONY: setup run test test-unit test-e2e lint verify bench docs sample clean airflow airflow-stop
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,8 +35,8 @@ setup: $(AIRFLOW_HOME)/.migrated
 
 ## run: set up, run the st_clusters DAG on the embedded sample (or CONF='{...}'), show the outputs
 run: setup
-	$(BIN)/airflow dags test st_clusters --conf '$(CONF)'
-	@$(BIN)/python -m stclusters where --conf '$(CONF)'
+	@rc=0; $(BIN)/airflow dags test st_clusters --conf '$(CONF)' || rc=$$?; \
+		$(BIN)/python -m stclusters where --conf '$(CONF)'; exit $$rc
 
 ## test: set up (with Debian's chromium for the browser test), lint, then the whole test suite
 test: setup lint
@@ -67,13 +67,25 @@ BENCH_ARGS ?=
 bench: setup
 	$(BIN)/python bench/run.py $(if $(SCALE),--scale $(SCALE),--scale 0.01 --scale 0.1 --scale 1) $(BENCH_ARGS)
 
-## docs: dbt's documentation site for an edition built by `make run` (models, columns, tests, lineage)
+## docs: dbt's documentation site for an edition built by `make run` (models, columns, tests, lineage),
+## as one static_index.html that opens from disk (--static: manifest and catalog inlined)
 docs: setup
 	@test -f workspace/$(EDITION)/stclusters.duckdb || (echo "no workspace/$(EDITION)/stclusters.duckdb: run 'make run' first"; exit 1)
 	STCLUSTERS_DUCKDB_PATH=$(CURDIR)/workspace/$(EDITION)/stclusters.duckdb STCLUSTERS_PLUGINS_DIR=$(CURDIR)/plugins \
-		$(BIN)/dbt docs generate --project-dir dbt_project --profiles-dir dbt_project \
+		$(BIN)/dbt docs generate --static --project-dir dbt_project --profiles-dir dbt_project \
 		--target-path $(CURDIR)/workspace/$(EDITION)/dbt/docs
-	@echo "dbt docs: $(CURDIR)/workspace/$(EDITION)/dbt/docs/index.html (serve: $(BIN)/dbt docs serve --project-dir dbt_project --profiles-dir dbt_project --target-path $(CURDIR)/workspace/$(EDITION)/dbt/docs)"
+	@test -f workspace/$(EDITION)/dbt/docs/static_index.html
+	@echo "dbt docs (open from disk): $(CURDIR)/workspace/$(EDITION)/dbt/docs/static_index.html"
+
+## airflow: a local Airflow (api-server, scheduler, dag-processor) on 127.0.0.1:$(AIRFLOW_PORT); metadata on
+## PostgreSQL (database stclusters_airflow) when it answers on 127.0.0.1:5432, else SQLite; prints the
+## URL and the login. airflow-stop ends it. docs/operations.md, "A local Airflow".
+AIRFLOW_PORT ?= 8080
+airflow: setup
+	@$(BIN)/python tools/airflow_local.py start --port $(AIRFLOW_PORT)
+
+airflow-stop:
+	@$(BIN)/python tools/airflow_local.py stop
 
 sample: $(BIN)/.installed
 	$(BIN)/python -m stclusters.sample --edition $(EDITION) --out data/sample

@@ -30,8 +30,14 @@ def _where(conf: dict) -> int:
         run_dir = Path(summary["run_dir"])
         state = "passed" if summary["passed"] else "FAILED"
         print(f"  validation:  {run_dir / 'summary.md'} ({state})")
+        if (out / "validation.html").exists():
+            print(f"  checks:      {out / 'validation.html'} (readable offline)")
         print(f"  data docs:   {summary.get('data_docs')}")
     print(f"  database:    {params.duckdb_path}")
+    # The run's verdicts last: what `make run` leaves on the screen.
+    outcome = tasks.read_outcome(params)
+    print(f"gate:    {outcome.get('gate', 'unknown (no run recorded in this workspace)')}")
+    print(f"publish: {outcome.get('publish', 'unknown (no run recorded in this workspace)')}")
     return 0
 
 

@@ -297,6 +297,38 @@ def _swap_in(params: RunParams, staging: Path, target: Path) -> str:
     return "republished (previous version archived)"
 
 
+def refusal_before_build(params: RunParams, input_sha256: dict[str, list[str]]) -> str | None:
+    """Would publish refuse this run? Decided right after the pull, before anything is built: an
+    edition already published here is replaced only with ``republish=true`` (``_swap_in``), and
+    its data can only come out the same when the landed inputs (sha256 per layer) and the
+    parameters that shape the data (those ``validate.params_fingerprint`` covers) are the
+    published ones. Returns publish's refusal message, or None (publish, unchanged, republish)."""
+    manifest_path = params.edition_output / MANIFEST
+    if params.republish or not manifest_path.exists():
+        return None
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    published = {
+        layer: sorted(f.get("sha256") or "" for f in entry.get("files", []))
+        for layer, entry in ((manifest.get("inputs") or {}).get("layers") or {}).items()
+    }
+    before = manifest.get("parameters") or {}
+    now = json.loads(json.dumps(params.as_dict(), default=str))
+    changed = sorted(
+        k
+        for k in set(now) | set(before)
+        if k not in validate._NOT_FINGERPRINTED and now.get(k) != before.get(k)
+    )
+    if published != {layer: sorted(h or "" for h in v) for layer, v in input_sha256.items()}:
+        changed.insert(0, "input files")
+    if not changed:
+        return None
+    return (
+        f"edition {params.edition} is already published at {params.edition_output} with other "
+        f"{', '.join(changed)}; pass republish=true to replace it (the current version is archived). "
+        "Refused before the build: nothing was loaded or built"
+    )
+
+
 def verify(edition_dir: Path) -> list[str]:
     """Re-check a publication against its manifest; returns one line per problem (empty = OK).
 

@@ -25,6 +25,7 @@ wheel, read from disk).
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import json
 import logging
@@ -41,6 +42,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from stclusters import countries
 from stclusters.config import RunParams
 
 log = logging.getLogger(__name__)
@@ -48,7 +50,16 @@ log = logging.getLogger(__name__)
 TEMPLATE = Path(__file__).with_name("report_template.html")
 DIFF_FILE = "edition_diff.json"
 DATA_DOCS = "validation/data_docs/index.html"
-OUTPUT_FILES = ("report.html", "map.png", "top20.png", "ranking.parquet", "clusters.geojson")
+VALIDATION_PAGE = "validation.html"
+TEMPLATES = Path(__file__).with_name("templates")
+OUTPUT_FILES = (
+    "report.html",
+    VALIDATION_PAGE,
+    "map.png",
+    "top20.png",
+    "ranking.parquet",
+    "clusters.geojson",
+)
 COMPARISON_FILE = "gii_comparison.csv"  # written only when the gii_comparison mart has rows
 PROFILE_MARTS = ("profiles", "cluster_trends")
 COMPARISON_MART = "gii_comparison"
@@ -397,8 +408,21 @@ def share_chart_svg(records: Sequence[Mapping[str, Any]], labelled: int = 12) ->
         f'<text class="axis" transform="translate(16 {(h - bottom + pad) / 2:.1f}) rotate(-90)" '
         'text-anchor="middle">share of the world\'s PCT applications, % (log scale)</text>'
     )
+    points = {
+        r["rank"]: (sx(float(r["pub_share"] or 0) * 100), sy(float(r["pct_share"] or 0) * 100))
+        for r in records
+    }
+    labels = _place_svg_labels(
+        [
+            (points[r["rank"]], r["name"])
+            for r in sorted(records, key=lambda r: r["rank"])
+            if r["rank"] <= labelled
+        ],
+        list(points.values()),
+        (left, pad, w - pad, h - bottom),
+    )
     for r in sorted(records, key=lambda r: -r["rank"]):
-        x, y = sx(float(r["pub_share"] or 0) * 100), sy(float(r["pct_share"] or 0) * 100)
+        x, y = points[r["rank"]]
         title = (
             f"{r['rank']}. {r['name']}: PCT {share_pct(r['pct_share'])} %, "
             f"articles {share_pct(r['pub_share'])} %"
@@ -407,10 +431,47 @@ def share_chart_svg(records: Sequence[Mapping[str, Any]], labelled: int = 12) ->
             f'<circle class="point" data-rank="{r["rank"]}" cx="{x:.1f}" cy="{y:.1f}" r="4" '
             f'style="--c:{_mix(patent_orientation(r))}"><title>{_esc(title)}</title></circle>'
         )
-        if r["rank"] <= labelled:
-            out.append(f'<text class="label" x="{x + 6:.1f}" y="{y - 5:.1f}">{_esc(r["name"])}</text>')
+    for (lx, ly, anchor), name in labels:
+        out.append(
+            f'<text class="label" x="{lx:.1f}" y="{ly:.1f}" text-anchor="{anchor}">{_esc(name)}</text>'
+        )
     out.append("</svg>")
     return "".join(out)
+
+
+SVG_LABEL_SIZE = 10.5  # font-size of #shares .label (report_template.html), SVG units
+SVG_CHAR_WIDTH = 0.62 * SVG_LABEL_SIZE  # a generous average glyph width: boxes never too small
+
+
+def _place_svg_labels(
+    wanted: Sequence[tuple[tuple[float, float], str]],
+    points: Sequence[tuple[float, float]],
+    frame: tuple[float, float, float, float],
+) -> list[tuple[tuple[float, float, str], str]]:
+    """Greedy label placement for the share chart, in the given order: for each (point, text)
+    the first of eight positions around the point whose box stays in ``frame`` (x0, y0, x1, y1)
+    and overlaps no label placed before nor any point; a label with no free position is left
+    out (the point's tooltip names it). Returns ((x, y, text-anchor), text) per placed label."""
+    placed: list[tuple[float, float, float, float]] = []
+    dots = [(x - 4, y - 4, x + 4, y + 4) for x, y in points]
+    out = []
+    for (x, y), text in wanted:
+        width, height = len(text) * SVG_CHAR_WIDTH, SVG_LABEL_SIZE * 1.2
+        # (dx, baseline dy, anchor): right-above, right-below, left-above, left-below, above, below, ...
+        spots = [(6, -5, "start"), (6, 13, "start"), (-6, -5, "end"), (-6, 13, "end"),
+                 (0, -9, "middle"), (0, 19, "middle"), (8, 4, "start"), (-8, 4, "end")]  # fmt: skip
+        for dx, dy, anchor in spots:
+            x0 = x + dx - (width if anchor == "end" else width / 2 if anchor == "middle" else 0)
+            box = (x0, y + dy - height * 0.8, x0 + width, y + dy + height * 0.2)
+            inside = frame[0] <= box[0] and box[2] <= frame[2] and frame[1] <= box[1] and box[3] <= frame[3]
+            clear = all(
+                box[2] < b[0] or box[0] > b[2] or box[3] < b[1] or box[1] > b[3] for b in placed + dots
+            )
+            if inside and clear:
+                placed.append(box)
+                out.append(((x + dx, y + dy, anchor), text))
+                break
+    return out
 
 
 # --- PNG figures (matplotlib, no pyplot state) --------------------------------------------------
@@ -535,49 +596,78 @@ def _draw_map(
         and west <= float(r["longitude"]) <= east
         and south <= float(r["latitude"]) <= north
     ]
-    _label_clusters(ax, inside, extent)
+    circles = [
+        (float(r["longitude"]), float(r["latitude"]), math.sqrt(size) / 2)
+        for r, size in zip(ordered, sizes, strict=True)
+    ]
+    _label_clusters(ax, inside, extent, circles)
 
 
 def _label_clusters(
-    ax: Any, records: Sequence[Mapping[str, Any]], extent: tuple[float, float, float, float]
+    ax: Any,
+    records: Sequence[Mapping[str, Any]],
+    extent: tuple[float, float, float, float],
+    circles: Sequence[tuple[float, float, float]] = (),
 ) -> None:
-    """Greedy placement, best rank first: the first of eight offsets whose box is free and inside
-    the frame; a cluster with no free spot stays unlabelled (the table and the HTML map name it)."""
-    west, east, south, north = extent
+    """Greedy placement, best rank first, measured in display pixels with the real text extents:
+    the first of the candidate offsets whose box is inside the frame and overlaps no label placed
+    before (nor, if possible, a cluster's circle: ``circles`` = (lon, lat, radius in points)); a
+    cluster with no free spot stays unlabelled (the table and the HTML map name it)."""
     fig = ax.get_figure()
-    box_px = ax.get_position().width * fig.get_figwidth() * fig.dpi
-    px_per_deg = box_px / (east - west)
+    ax.apply_aspect()  # the equal aspect shrinks the axes: positions must be the final ones
+    renderer = fig.canvas.get_renderer()
+    frame = ax.get_window_extent(renderer)
+    px = fig.dpi / 72  # pixels per point
     fontsize = 6.5
-    char = fontsize * fig.dpi / 72 * 0.58 / px_per_deg  # average glyph width, degrees
-    height = fontsize * fig.dpi / 72 * 1.25 / px_per_deg
-    offsets = [(1, 0), (-1, 0), (1, 1), (1, -1), (-1, 1), (-1, -1), (0, 1.6), (0, -1.6)]
+    obstacles = []
+    for lon, lat, r_pt in circles:
+        x, y = ax.transData.transform((lon, lat))
+        r = r_pt * px * 0.8  # the circles are translucent: a label may touch their rim
+        obstacles.append((x - r, y - r, x + r, y + r))
+
+    def overlaps(box: tuple[float, float, float, float], others: Iterable[tuple[float, ...]]) -> bool:
+        return any(not (box[2] < b[0] or box[0] > b[2] or box[3] < b[1] or box[1] > b[3]) for b in others)
+
+    # (dx, dy) in label heights; the farther ones draw a leader line
+    offsets = [(1, 0), (-1, 0), (1, 1), (1, -1), (-1, 1), (-1, -1), (0, 1.6), (0, -1.6),
+               (2, 2), (2, -2), (-2, 2), (-2, -2), (0, 3), (0, -3), (3, 0), (-3, 0)]  # fmt: skip
     placed: list[tuple[float, float, float, float]] = []
     for r in sorted(records, key=lambda r: r["rank"]):
         lon, lat = float(r["longitude"]), float(r["latitude"])
         text = f"{r['rank']} {r['name']}"
-        width = len(text) * char
+        probe = ax.text(0, 0, text, fontsize=fontsize)
+        extent_px = probe.get_window_extent(renderer)
+        probe.remove()
+        width, height = extent_px.width + 2, extent_px.height + 1
+        x, y = ax.transData.transform((lon, lat))
+        candidates = []
         for dx, dy in offsets:
             gap = height * 0.6
-            x0 = lon + gap if dx > 0 else lon - gap - width if dx < 0 else lon - width / 2
-            y = lat + dy * height
-            box = (x0, y - height / 2, x0 + width, y + height / 2)
-            fits = west <= box[0] and box[2] <= east and south <= box[1] and box[3] <= north
-            free = all(box[2] < b[0] or box[0] > b[2] or box[3] < b[1] or box[1] > b[3] for b in placed)
-            if fits and free:
-                placed.append(box)
-                ax.annotate(
-                    text,
-                    xy=(lon, lat),
-                    xytext=(x0, y),
-                    fontsize=fontsize,
-                    va="center",
-                    ha="left",
-                    color="#111111",
-                    zorder=4,
-                    bbox={"boxstyle": "square,pad=0.05", "fc": "white", "ec": "none", "alpha": 0.6},
-                    arrowprops={"arrowstyle": "-", "color": "#555555", "lw": 0.4, "shrinkA": 0, "shrinkB": 0},
-                )
-                break
+            x0 = (
+                x + gap * max(dx, 1) if dx > 0 else x - gap * max(-dx, 1) - width if dx < 0 else x - width / 2
+            )
+            yc = y + dy * height
+            box = (x0, yc - height / 2, x0 + width, yc + height / 2)
+            inside = frame.x0 <= box[0] and box[2] <= frame.x1 and frame.y0 <= box[1] and box[3] <= frame.y1
+            if inside and not overlaps(box, placed):
+                candidates.append((overlaps(box, obstacles), box))
+        if not candidates:
+            continue
+        _, box = min(candidates, key=lambda c: c[0])  # first free of circles, else first free of labels
+        placed.append(box)
+        ax.annotate(
+            text,
+            xy=(lon, lat),
+            xytext=((box[0] + 1 - x) / px, ((box[1] + box[3]) / 2 - y) / px),
+            textcoords="offset points",
+            fontsize=fontsize,
+            va="center",
+            ha="left",
+            color="#111111",
+            zorder=4,
+            bbox={"boxstyle": "square,pad=0.05", "fc": "white", "ec": "none", "alpha": 0.6},
+            arrowprops={"arrowstyle": "-", "color": "#555555", "lw": 0.4, "shrinkA": 0, "shrinkB": 0},
+        )
 
 
 def render_top20_png(path: Path, records: Sequence[Mapping[str, Any]], title: str) -> None:
@@ -632,11 +722,56 @@ def _cell(key: str, row: Mapping[str, Any]) -> str:
     elif key == "economies":
         shares = row.get("economy_shares")
         mark = " ⇄" if row.get("cross_border") else ""
-        return f'<td data-v="{_esc(v)}" title="{_esc(shares)}">{_esc(v)}{mark}</td>'
+        codes = economy_codes(v)
+        names = ", ".join(economy_name(c) for c in codes)
+        return (
+            f'<td data-v="{_esc(v)}" data-economies="{_esc(" ".join(codes))}" title="{_esc(shares)}">'
+            f'{_esc(v)}{mark} <span class="econ-name">{_esc(names)}</span></td>'
+        )
+    elif key == "name":
+        return (
+            f'<td data-v="{_esc(v)}"><a class="cluster-link" href="#{cluster_anchor(row)}" '
+            f'title="profile of {_esc(v)}">{_esc(v)}</a></td>'
+        )
     else:
         shown = _esc(v)
     sort_value = "" if v is None else v
     return f'<td data-v="{_esc(sort_value)}">{shown}</td>'
+
+
+def economy_codes(economies: Any) -> list[str]:
+    """'CN/HK' -> ['CN', 'HK'] (the ranking's economies column; None or '' -> [])."""
+    return [c for c in str(economies or "").split("/") if c]
+
+
+@functools.cache
+def _country_names() -> dict[str, str]:
+    # GeoNames' English names, from the same countries file stclusters.countries reads.
+    data = json.loads(Path(countries.countries_file()).read_text(encoding="utf-8"))
+    return {code.upper(): str(c.get("name") or code) for code, c in data.items()}
+
+
+def economy_name(code: str) -> str:
+    """An ISO alpha-2 code's English name (GeoNames), or the code itself when unknown."""
+    return _country_names().get(code.upper(), code)
+
+
+def cluster_anchor(row: Mapping[str, Any]) -> str:
+    """The fragment that links to a ranked cluster's profile: ``cluster-<cluster_id>``."""
+    return f"cluster-{row['cluster_id']}"
+
+
+def economy_options(records: Sequence[Mapping[str, Any]]) -> str:
+    """<option>s of the ranking's economy filter: every economy of a ranked cluster, by name,
+    with the number of ranked clusters it appears in."""
+    n: dict[str, int] = {}
+    for r in records:
+        for code in economy_codes(r.get("economies")):
+            n[code] = n.get(code, 0) + 1
+    ordered = sorted(n, key=lambda c: (economy_name(c).lower(), c))
+    return '<option value="">all economies</option>' + "".join(
+        f'<option value="{_esc(c)}">{_esc(economy_name(c))} ({_esc(c)}): {n[c]}</option>' for c in ordered
+    )
 
 
 def ranking_table(records: Sequence[Mapping[str, Any]]) -> str:
@@ -648,7 +783,10 @@ def ranking_table(records: Sequence[Mapping[str, Any]]) -> str:
     rows = []
     for r in records:
         cells = "".join(_cell(key, r) for _, key, _ in COLUMNS)
-        rows.append(f'<tr data-rank="{r["rank"]}" data-cluster-id="{r["cluster_id"]}">{cells}</tr>')
+        rows.append(
+            f'<tr data-rank="{r["rank"]}" data-cluster-id="{r["cluster_id"]}" '
+            f'data-economies="{_esc(" ".join(economy_codes(r.get("economies"))))}">{cells}</tr>'
+        )
     return f'<table id="ranking"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
 
@@ -673,25 +811,191 @@ def _records_table(rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 def diff_section(diff: Any) -> str:
-    """Render edition_diff.json: its scalars as facts, each list of rows as a table."""
+    """Render edition_diff.json (stclusters.diff): a summary first (entries, exits, the biggest
+    moves, how much of the score change is data and how much parameters), then one readable row
+    per cluster, then the method as prose."""
     if not diff:
         return '<p class="muted" id="no-diff">No previous edition: nothing to compare with.</p>'
     if not isinstance(diff, Mapping):
         return f"<pre>{_esc(_plain(diff))}</pre>"
-    facts = [(k, v) for k, v in diff.items() if not isinstance(v, (list, dict))]
-    parts = [_kv_table(facts)] if facts else []
-    for key, value in diff.items():
-        if isinstance(value, list):
-            title = key.replace("_", " ")
-            if not value:
-                parts.append(f'<h3>{_esc(title)}</h3><p class="muted">none</p>')
-            elif all(isinstance(v, Mapping) for v in value):
-                parts.append(f"<h3>{_esc(title)} ({len(value)})</h3>{_records_table(value)}")
-            else:
-                parts.append(f"<h3>{_esc(title)}</h3><p>{_esc(', '.join(_plain(v) for v in value))}</p>")
-        elif isinstance(value, Mapping):
-            parts.append(f"<h3>{_esc(key.replace('_', ' '))}</h3>{_kv_table(value.items())}")
+    method = method_prose(diff.get("method") or "")
+    method_html = (
+        f"<details><summary>How the changes are computed</summary>{method}</details>" if method else ""
+    )
+    if diff.get("previous_edition") is None:
+        note = diff.get("note") or "no earlier edition is published in this output folder: nothing to compare"
+        return f'<p class="muted" id="no-diff">No previous edition: {_esc(note)}.</p>{method_html}'
+    rows = [r for r in diff.get("clusters") or [] if isinstance(r, Mapping)]
+    return (
+        diff_summary(diff, rows)
+        + f"<h3>Every cluster in either top list ({len(rows)})</h3>"
+        + f'<div class="scrollbox">{diff_table(rows)}</div>'
+        + method_html
+        + '<p class="muted">All columns: <a href="edition_diff.csv">edition_diff.csv</a>, '
+        '<a href="edition_diff.json">edition_diff.json</a>.</p>'
+    )
+
+
+def _points(value: Any, digits: int = 2, sign: bool = True) -> str:
+    """A share (0.0146) as percentage points ('+1.46'); None -> '–'."""
+    v = _json_value(value)
+    if v is None:
+        return "–"
+    return f"{v * 100:+.{digits}f}" if sign else f"{v * 100:.{digits}f}"
+
+
+def rank_arrow(change: Any) -> str:
+    """A rank change (positive = moved up) as an arrow: ▲3, ▼2, = or – (no rank to compare)."""
+    v = _json_value(change)
+    if v is None:
+        return '<span class="muted">–</span>'
+    if v > 0:
+        return f'<span class="up" title="up {v}">▲{v}</span>'
+    if v < 0:
+        return f'<span class="down" title="down {-v}">▼{-v}</span>'
+    return '<span class="muted" title="same rank">=</span>'
+
+
+def _diff_name(r: Mapping[str, Any]) -> str:
+    return str(r.get("name") or r.get("previous_name") or "?")
+
+
+def diff_summary(diff: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> str:
+    summ = diff.get("summary") or {}
+    score = summ.get("score_change") or {}
+    prev = diff.get("previous_edition")
+    adjacent = "" if diff.get("previous_is_adjacent", True) else " (not the edition just before)"
+    share = _json_value(score.get("share_from_data"))
+    effect = "–" if share is None else f"{share * 100:.0f} % data · {(1 - share) * 100:.0f} % parameters"
+    facts = [
+        ("compared with edition", f"{prev}{adjacent}"),
+        ("entries", summ.get("entries", 0)),
+        ("exits", summ.get("exits", 0)),
+        ("moved up · down · same", f"{summ.get('moved_up', 0)} · {summ.get('moved_down', 0)} · "
+         f"{summ.get('same_rank', 0)}"),
+        ("score change from", effect),
+    ]  # fmt: skip
+    parts = [
+        '<div class="facts" id="diff-facts">'
+        + "".join(f'<div class="fact"><span>{_esc(v)}</span><small>{_esc(k)}</small></div>' for k, v in facts)
+        + "</div>"
+    ]
+    entries = [r for r in rows if r.get("status") == "entry"]
+    exits = [r for r in rows if r.get("status") == "exit"]
+    stays = [r for r in rows if r.get("status") == "stay" and r.get("rank_change")]
+    moves = sorted(stays, key=lambda r: (-abs(r["rank_change"]), r.get("rank") or 0))[:DIFF_TOP_MOVES]
+
+    def items(chosen: Sequence[Mapping[str, Any]], what: str) -> str:
+        if not chosen:
+            return '<span class="muted">none</span>'
+        return "; ".join(
+            what.format(**{k: _esc(v) for k, v in r.items()} | {"name": _esc(_diff_name(r))}) for r in chosen
+        )
+
+    parts.append(
+        '<ul class="moves" id="diff-highlights">'
+        f"<li><strong>Entries</strong>: {items(entries, '{name} (rank {rank})')}</li>"
+        f"<li><strong>Exits</strong>: {items(exits, '{name} (was {previous_rank})')}</li>"
+        "<li><strong>Biggest moves</strong>: "
+        + (
+            "; ".join(
+                f"{_esc(_diff_name(r))} {rank_arrow(r['rank_change'])} "
+                f"({_esc(r.get('previous_rank'))} → {_esc(r.get('rank'))})"
+                for r in moves
+            )
+            or '<span class="muted">none</span>'
+        )
+        + "</li></ul>"
+    )
+    decomposed = score.get("decomposed_clusters")
+    if decomposed:
+        parts.append(
+            f'<p class="muted">Over the {decomposed} clusters in both lists, the score changes add up to '
+            f"{_points(score.get('from_data'), sign=False)} points from the data and "
+            f"{_points(score.get('from_parameters'), sign=False)} points from the parameters (absolute "
+            f"values; footprint changes count as {_esc(score.get('footprint_attributed_to'))}).</p>"
+        )
+    changed = (diff.get("parameters_changed") or {}).get("result") or {}
+    if changed:
+        parts.append(
+            "<p>Parameters that change the ranking: "
+            + "; ".join(f"<code>{_esc(k)}</code> {_esc(_plain(v))}" for k, v in sorted(changed.items()))
+            + "</p>"
+        )
+    else:
+        parts.append('<p class="muted">Same ranking parameters as the previous edition.</p>')
     return "".join(parts)
+
+
+DIFF_TOP_MOVES = 5
+DIFF_COLUMNS = (
+    "Rank",
+    "Previous rank",
+    "Move",
+    "Cluster",
+    "Status",
+    "Score, %",
+    "Previous score, %",
+    "Score change, points",
+    "Data effect, points",
+    "Footprint effect, points",
+    "Attributed to",
+)
+
+
+def diff_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    head = "".join(f'<th scope="col">{_esc(c)}</th>' for c in DIFF_COLUMNS)
+    body = []
+    for r in rows:
+        name = _esc(_diff_name(r))
+        if r.get("previous_name") and r.get("name") and r["previous_name"] != r["name"]:
+            name += f' <span class="muted">(was {_esc(r["previous_name"])})</span>'
+        cells = [
+            f'<td class="num">{_esc(r.get("rank") or "–")}</td>',
+            f'<td class="num">{_esc(r.get("previous_rank") or "–")}</td>',
+            f'<td class="num">{rank_arrow(r.get("rank_change"))}</td>',
+            f"<td>{name}</td>",
+            f"<td>{_esc(r.get('status'))}</td>",
+            f'<td class="num">{_points(r.get("score"), sign=False)}</td>',
+            f'<td class="num">{_points(r.get("previous_score"), sign=False)}</td>',
+            f'<td class="num">{_points(r.get("score_change"))}</td>',
+            f'<td class="num">{_points(r.get("data_effect"))}</td>',
+            f'<td class="num">{_points(r.get("footprint_effect"))}</td>',
+            f"<td>{_esc(r.get('attributed_to'))}</td>",
+        ]
+        body.append(f'<tr class="{_esc(r.get("status"))}">{"".join(cells)}</tr>')
+    return (
+        f'<table class="data" id="diff-table"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table>"
+    )
+
+
+def method_prose(text: str) -> str:
+    """A module docstring as HTML prose: paragraphs joined (no line wrapped mid-sentence),
+    ``literals`` as <code>, "- " items as a list."""
+    blocks = []
+    for para in (p.strip() for p in text.split("\n\n")):
+        if not para:
+            continue
+        lines = para.splitlines()
+        if lines[0].lstrip().startswith("- "):
+            items, current = [], []
+            for line in lines:
+                if line.lstrip().startswith("- ") and current:
+                    items.append(" ".join(current))
+                    current = []
+                current.append(line.strip().removeprefix("- "))
+            items.append(" ".join(current))
+            blocks.append("<ul>" + "".join(f"<li>{_inline_code(i)}</li>" for i in items) + "</ul>")
+        else:
+            blocks.append(f"<p>{_inline_code(' '.join(line.strip() for line in lines))}</p>")
+    return f'<div class="prose">{"".join(blocks)}</div>' if blocks else ""
+
+
+def _inline_code(text: str) -> str:
+    # ``x`` (reStructuredText literal) -> <code>x</code>; everything else escaped.
+    parts = text.split("``")
+    return "".join(f"<code>{_esc(p)}</code>" if i % 2 else _esc(p) for i, p in enumerate(parts))
 
 
 # --- profiles -----------------------------------------------------------------------------------
@@ -889,7 +1193,8 @@ def profiles_table(records: Sequence[Mapping[str, Any]], profiles: Mapping[int, 
         tops = "".join(f"<td>{_item_html(prof.top(layer, facet))}</td>" for layer, facet, _ in PROFILE_FACETS)
         partners = "; ".join(_esc(p) for p in prof.partners()) or '<span class="muted">–</span>'
         rows.append(
-            f'<tr class="profile" data-profile-rank="{rank}">'
+            f'<tr class="profile" id="{cluster_anchor(r)}" data-cluster-id="{_esc(r["cluster_id"])}" '
+            f'data-profile-rank="{rank}">'
             f'<td><button type="button" class="expand" aria-expanded="false" aria-controls="profile-{rank}" '
             f'title="show the whole profile">{rank}</button></td>'
             f"<td>{_esc(r['name'])}</td>{tops}"
@@ -1139,6 +1444,99 @@ def comparison_section(rows: Sequence[Mapping[str, Any]], params: RunParams) -> 
     )
 
 
+def _number(value: Any) -> str:
+    """A checked value as a reader wants it: integers with separators, other numbers to 4
+    significant digits (0.001975638 -> '0.001976', 1.0 -> '1')."""
+    v = _json_value(value)
+    if isinstance(v, bool) or v is None:
+        return "–" if v is None else str(v).lower()
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, float):
+        return f"{int(v):,}" if v.is_integer() and abs(v) < 1e15 else f"{v:.4g}"
+    return str(v)
+
+
+def observed_text(result: Mapping[str, Any]) -> str:
+    """What a gate expectation observed, as a value: the checked column's values by layer,
+    country or cluster when the frame is small (``values``), else GX's observed value, else the
+    number of failing rows."""
+    values = result.get("values")
+    if isinstance(values, Mapping):
+        return "; ".join(f"{k}: {_number(v)}" for k, v in values.items())
+    if isinstance(values, list):
+        return ", ".join(_number(v) for v in values)
+    if values is not None:
+        return _number(values)
+    observed = result.get("observed")
+    if isinstance(observed, Mapping) and "unexpected_count" in observed:
+        n = _json_value(observed["unexpected_count"]) or 0
+        return f"{_number(n)} failing row{'s' if n != 1 else ''}"
+    return _number(observed)
+
+
+def threshold_text(result: Mapping[str, Any]) -> str:
+    """What passes, from the expectation and its arguments ('0 ≤ quarantine_share ≤ 0.01')."""
+    kind = str(result.get("expectation") or "")
+    kw = result.get("kwargs") or {}
+    col = str(kw.get("column") or "value")
+    lo, hi = kw.get("min_value"), kw.get("max_value")
+    if "lengths_to_be_between" in kind:
+        col = f"length of {col}"
+    if kind.endswith("_to_be_between"):
+        if lo is not None and hi is not None:
+            return f"{col} = {_number(lo)}" if lo == hi else f"{_number(lo)} ≤ {col} ≤ {_number(hi)}"
+        if lo is not None:
+            return f"{col} ≥ {_number(lo)}"
+        if hi is not None:
+            return f"{col} ≤ {_number(hi)}"
+    if kind == "expect_table_row_count_to_equal":
+        return f"rows = {_number(kw.get('value'))}"
+    known = {
+        "expect_column_values_to_be_unique": f"{col} unique",
+        "expect_column_values_to_not_be_null": f"{col} not null",
+        "expect_column_values_to_be_in_set": f"{col} in the allowed set",
+        "expect_column_values_to_be_decreasing": f"{col} decreasing",
+        "expect_column_values_to_not_match_regex": f"{col} does not match {kw.get('regex')}",
+    }
+    if kind in known:
+        return known[kind]
+    return ", ".join(f"{k}={_plain(v)}" for k, v in kw.items())
+
+
+def validation_rows(summary: Mapping[str, Any]) -> list[dict[str, str]]:
+    """One row per expectation of the gate: check id, stage, severity, observed value,
+    threshold, verdict (pass, FAIL for a critical failure, warning otherwise)."""
+    rows = []
+    for r in summary.get("results") or []:
+        ok = bool(r.get("success"))
+        critical = r.get("severity", "critical") == "critical"
+        verdict = "pass" if ok else ("FAIL" if critical else "warning")
+        failing = r.get("failing_rows") or []
+        rows.append(
+            {
+                "check": str(r.get("check") or f"{r.get('frame')}.{r.get('expectation')}"),
+                "stage": str(r.get("stage") or r.get("frame") or ""),
+                "severity": str(r.get("severity") or ""),
+                "observed": observed_text(r),
+                "threshold": threshold_text(r),
+                "verdict": verdict,
+                "css": "pass" if ok else ("fail" if critical else "warn"),
+                "failing": "" if ok else "; ".join(_plain(f) for f in failing[:10]),
+            }
+        )
+    return rows
+
+
+@functools.cache
+def _templates() -> Any:
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True, keep_trailing_newline=True
+    )
+
+
 def validation_section(summary: Mapping[str, Any]) -> str:
     passed = bool(summary.get("passed"))
     n = summary.get("n_expectations", 0)
@@ -1146,32 +1544,53 @@ def validation_section(summary: Mapping[str, Any]) -> str:
     crit = summary.get("critical_failures") or []
     warns = summary.get("warnings") or []
     badge = '<span class="badge ok">passed</span>' if passed else '<span class="badge bad">FAILED</span>'
-    lines = [
+    table = _templates().get_template("validation_table.html.j2").render(rows=validation_rows(summary))
+    return (
         f"<p>{badge} {n} expectations, {failed} failed ({len(crit)} critical, {len(warns)} warnings); "
         f"validation run <code>{_esc(summary.get('run_id'))}</code>. "
-        f'<a id="data-docs" href="{DATA_DOCS}">Great Expectations Data Docs</a> · '
-        '<a href="validation/summary.md">summary.md</a></p>'
-    ]
-    for label, items in (("Critical failures", crit), ("Warnings", warns)):
-        if items:
-            lis = "".join(
-                f"<li>{_esc(r.get('frame'))}.{_esc(r.get('expectation'))} → {_esc(r.get('observed'))}</li>"
-                for r in items
-            )
-            lines.append(f"<h3>{label}</h3><ul>{lis}</ul>")
-    rows = "".join(
-        f'<tr class="{"pass" if r.get("success") else "fail"}"><td>{_esc(r.get("frame"))}</td>'
-        f"<td>{_esc(r.get('expectation'))}</td><td>{_esc(_plain(r.get('kwargs')))}</td>"
-        f"<td>{_esc(r.get('severity'))}</td><td>{'pass' if r.get('success') else 'FAIL'}</td>"
-        f"<td>{_esc(_plain(r.get('observed')))}</td></tr>"
-        for r in summary.get("results") or []
+        f'<a id="validation-page" href="{VALIDATION_PAGE}">validation.html</a> (this table, readable '
+        f'offline) · <a id="data-docs" href="{DATA_DOCS}">Great Expectations Data Docs</a> (online: it '
+        'loads scripts from CDNs) · <a href="validation/summary.md">summary.md</a></p>'
+        + "".join(
+            f"<p><strong>{label}: </strong>{_check_list(items)}</p>"
+            for label, items in (("Critical failures", crit), ("Warnings", warns))
+            if items
+        )
+        + f'<div class="scrollbox">{table}</div>'
     )
-    lines.append(
-        '<details><summary>Every expectation</summary><table class="records"><thead><tr><th>frame</th>'
-        "<th>expectation</th><th>arguments</th><th>severity</th><th>result</th><th>observed</th></tr></thead>"
-        f"<tbody>{rows}</tbody></table></details>"
+
+
+def _check_list(results: Sequence[Mapping[str, Any]]) -> str:
+    return ", ".join(f"<code>{_esc(r.get('check'))}</code>" for r in results)
+
+
+def validation_page(edition: Any, summary: Mapping[str, Any]) -> str:
+    """validation.html: the gate's verdict and every expectation, self-contained (no request
+    leaves the file), published beside report.html for auditors without a network."""
+    rows = validation_rows(summary)
+    return (
+        _templates()
+        .get_template("validation.html.j2")
+        .render(
+            edition=edition,
+            passed=bool(summary.get("passed")),
+            n_expectations=summary.get("n_expectations", len(rows)),
+            n_failed=summary.get("n_failed", 0),
+            n_critical=len(summary.get("critical_failures") or []),
+            n_warnings=len(summary.get("warnings") or []),
+            run_id=summary.get("run_id"),
+            suite_version=summary.get("suite_version"),
+            stages=sorted((summary.get("stages") or {}).items(), key=lambda kv: STAGE_ORDER.get(kv[0], 9)),
+            stability=summary.get("stability"),
+            rows=rows,
+            summary_md="validation/summary.md",
+            summary_json="validation/summary.json",
+            data_docs=DATA_DOCS,
+        )
     )
-    return "".join(lines)
+
+
+STAGE_ORDER = {"raw": 0, "counted": 1, "ranking": 2}
 
 
 def provenance(params: RunParams, manifest: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -1309,6 +1728,7 @@ def render_html(
         headline=headline(params, tables, records),
         map_svg=map_svg(records, shapes, outlines),
         table=ranking_table(records),
+        economy_options=economy_options(records),
         n_rows=len(records),
         shares_svg=share_chart_svg(records),
         top20=_png_data_uri(top20_png),
@@ -1332,7 +1752,8 @@ def validation_badge(summary: Mapping[str, Any]) -> str:
 
 
 def write_outputs(params: RunParams, dest: Path, summary: dict, manifest: dict | None = None) -> list[Path]:
-    """Write report.html, map.png, top20.png, ranking.parquet and clusters.geojson into ``dest``,
+    """Write report.html, validation.html, map.png, top20.png, ranking.parquet and
+    clusters.geojson into ``dest``,
     and gii_comparison.csv when the edition's gii_comparison mart has rows.
 
     ``summary`` is the validation summary (validate.py); ``manifest``, when given, supplies the
@@ -1367,6 +1788,7 @@ def write_outputs(params: RunParams, dest: Path, summary: dict, manifest: dict |
         params, tables, shapes, outlines, summary, diff, provenance(params, manifest), paths["top20.png"]
     )
     paths["report.html"].write_text(page, encoding="utf-8")
+    paths[VALIDATION_PAGE].write_text(validation_page(params.edition, summary), encoding="utf-8")
     written = [paths[name] for name in OUTPUT_FILES]
     if len(tables.comparison):
         write_comparison_csv(dest / COMPARISON_FILE, tables.comparison)

@@ -23,12 +23,54 @@ from stclusters.config import RunParams
 log = logging.getLogger(__name__)
 
 LANDED_MANIFEST = "landed.json"
+# The run's verdicts, for `python -m stclusters where` (make run's last lines); reset by pull.
+OUTCOME_FILE = "last_run.json"
+NOT_REACHED = "not reached"
+
+# Libraries whose INFO lines drown the run's own (Great Expectations logs ~300 per gate run).
+NOISY_LOGGERS = ("great_expectations", "matplotlib", "fsspec", "s3fs", "botocore", "urllib3", "numexpr")
+LOG_LEVEL_ENV = "STCLUSTERS_LOG_LEVEL"
 
 
-def _params(conf: Mapping[str, Any] | None) -> RunParams:
+def quiet_libraries(environ: Mapping[str, str] | None = None) -> int:
+    """Set the noisy libraries' loggers to WARNING, or to STCLUSTERS_LOG_LEVEL when it is set
+    (e.g. INFO or DEBUG to see Great Expectations' own lines). Returns the level applied."""
+    env = os.environ if environ is None else environ
+    name = (env.get(LOG_LEVEL_ENV) or "WARNING").strip().upper()
+    level = logging.getLevelName(name)
+    if not isinstance(level, int):
+        raise ValueError(
+            f"environment {LOG_LEVEL_ENV}={env.get(LOG_LEVEL_ENV)!r}: not a logging level; "
+            "use DEBUG, INFO, WARNING or ERROR"
+        )
+    for logger in NOISY_LOGGERS:
+        logging.getLogger(logger).setLevel(level)
+    return level
+
+
+def _params(conf: Mapping[str, Any] | None, announce: bool = False) -> RunParams:
+    """The run's parameters; logged in full once per run (by the first task, ``announce``)."""
+    quiet_libraries()
     params = config.resolve(conf)
-    log.info("edition %s parameters: %s", params.edition, config.format_params(params))
+    log.log(
+        logging.INFO if announce else logging.DEBUG,
+        "edition %s parameters: %s",
+        params.edition,
+        config.format_params(params),
+    )
     return params
+
+
+def record_outcome(params: RunParams, **fields: str) -> None:
+    """Update the run's verdicts (keys ``gate``, ``publish``) in <workspace>/last_run.json."""
+    path = params.workspace / OUTCOME_FILE
+    current = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    _write_json_atomic(path, {**current, **fields})
+
+
+def read_outcome(params: RunParams) -> dict[str, str]:
+    path = params.workspace / OUTCOME_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
 
 def landing_dir(params: RunParams) -> Path:
@@ -40,7 +82,8 @@ def pull(conf: Mapping[str, Any] | None = None) -> dict:
     canonical format, and record every landed file (URI, size, sha256, fetch time)."""
     from stclusters import sources
 
-    params = _params(conf)
+    params = _params(conf, announce=True)
+    record_outcome(params, gate=NOT_REACHED, publish=NOT_REACHED)
     landing = landing_dir(params)
     record: dict[str, Any] = {"edition": params.edition, "layers": {}, "gazetteer": {}}
     for layer in ("patents", "publications"):
@@ -62,6 +105,7 @@ def pull(conf: Mapping[str, Any] | None = None) -> dict:
             "conversion": conversion,
         }
         log.info("%s: landed %d file(s), %d canonical file(s)", layer, len(landed), len(canonical))
+    _refuse_republish_early(params, record)
     built = _land_gazetteer(params, landing / "gazetteer")
     record["gazetteer"] = {
         name: {"path": str(p), "sha256": sources.sha256_file(p), "size": p.stat().st_size}
@@ -69,6 +113,16 @@ def pull(conf: Mapping[str, Any] | None = None) -> dict:
     }
     _write_json_atomic(landing / LANDED_MANIFEST, record)
     return {"edition": params.edition, "landed": {k: len(v["files"]) for k, v in record["layers"].items()}}
+
+
+def _refuse_republish_early(params: RunParams, record: Mapping[str, Any]) -> None:
+    """Fail the pull, before anything is loaded or built, when publish would refuse the run."""
+    inputs = {layer: [f["sha256"] for f in v["files"]] for layer, v in record["layers"].items()}
+    reason = publish.refusal_before_build(params, inputs)
+    if reason:
+        record_outcome(params, publish=f"refused: {reason}")
+        log.error("publish outcome: refused (%s)", reason)
+        raise publish.PublishError(reason)
 
 
 def _land_gazetteer(params: RunParams, dest: Path) -> dict[str, Path]:
@@ -181,13 +235,44 @@ def build(conf: Mapping[str, Any] | None = None) -> dict:
 
 
 def validate_gate(conf: Mapping[str, Any] | None = None) -> dict:
-    """Great Expectations gate: raises (failing the run) when a critical expectation fails."""
-    return validate.run_gate(_params(conf))
+    """Great Expectations gate: raises (failing the run) when a critical expectation fails.
+    The verdict is the task's last line."""
+    params = _params(conf)
+    try:
+        result = validate.run_gate(params)
+    except validate.GateFailed as exc:
+        record_outcome(params, gate="FAILED")
+        log.error("gate verdict: FAILED for edition %s: %s", params.edition, exc)
+        raise
+    summary = validate.latest_summary(params) or {}
+    verdict = (
+        f"passed ({summary.get('n_expectations')} expectations, {summary.get('n_failed')} failed: "
+        f"{len(summary.get('warnings') or [])} warnings)"
+    )
+    record_outcome(params, gate=verdict)
+    log.info("gate verdict: %s for edition %s", verdict, params.edition)
+    return result
 
 
 def publish_edition(conf: Mapping[str, Any] | None = None) -> dict:
-    """Publish the validated edition atomically to <output_dir>/<edition>/."""
-    return publish.publish_edition(_params(conf))
+    """Publish the validated edition atomically to <output_dir>/<edition>/. The outcome
+    (published / unchanged / republished / refused) is the task's last line."""
+    params = _params(conf)
+    try:
+        result = publish.publish_edition(params)
+    except publish.PublishError as exc:
+        record_outcome(params, publish=f"refused: {exc}")
+        log.error("publish outcome: refused (%s)", exc)
+        raise
+    outcome = publish_outcome(result["outcome"])
+    record_outcome(params, publish=f"{outcome}: {result['path']}")
+    log.info("publish outcome: %s (edition %s at %s)", outcome, params.edition, result["path"])
+    return result
+
+
+def publish_outcome(outcome: str) -> str:
+    """publish's outcome text as one word: published, unchanged or republished."""
+    return outcome.split(" ", 1)[0]
 
 
 def run_all(conf: Mapping[str, Any] | None = None) -> dict:

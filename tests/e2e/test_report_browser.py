@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from websockets.sync.client import connect
 
-from fixtures.report.edition import build_edition
+from fixtures.report.edition import build_edition, diff_doc
 from stclusters import report
 
 CHROMIUM = Path(os.environ.get("STCLUSTERS_CHROMIUM", "/usr/bin/chromium"))
@@ -175,6 +175,15 @@ def _screenshot_of(tools: DevTools, selector: str, name: str) -> Path:
     return out
 
 
+def _type(tools: DevTools, selector: str, event: str, value: str) -> None:
+    """Set a form field's value and fire the event a user's typing or choice fires."""
+    tools.evaluate(
+        f"(function () {{ var e = document.querySelector({json.dumps(selector)});"
+        f" e.value = {json.dumps(value)};"
+        f" e.dispatchEvent(new Event({json.dumps(event)}, {{ bubbles: true }})); }})()"
+    )
+
+
 def _problems(events: list[dict[str, Any]]) -> list[str]:
     found = []
     for e in events:
@@ -195,6 +204,8 @@ def _problems(events: list[dict[str, Any]]) -> list[str]:
 def test_report_in_chromium(tmp_path: Path, browser: DevTools) -> None:
     params, summary = build_edition(tmp_path)
     dest = tmp_path / "publication"
+    dest.mkdir()
+    (dest / report.DIFF_FILE).write_text(json.dumps(diff_doc()), encoding="utf-8")
     report.write_outputs(params, dest, summary)
     page = (dest / "report.html").resolve()
     n_ranked = len(json.loads((dest / "clusters.geojson").read_text())["features"])
@@ -276,6 +287,69 @@ def test_report_in_chromium(tmp_path: Path, browser: DevTools) -> None:
     )
     assert why_cologne == "GeoNames' main name for Cologne is “Köln”"
     shot_comparison = _screenshot_of(browser, "#gii-2023", "report-gii-2023.png")
+    # The search box and the economy filter hide the other rows; economy names stand beside codes.
+    visible = "Array.from(document.querySelectorAll('#ranking tbody tr')).filter(r => !r.hidden)"
+    assert "Japan" in browser.evaluate(
+        "document.querySelector('#ranking tr[data-rank=\"1\"] td:nth-child(3)').textContent"
+    )
+    _type(browser, "#ranking-search", "input", "yokoHAMA")
+    assert browser.evaluate(f"{visible}.map(r => r.dataset.rank)") == ["1"]
+    assert "1 of" in browser.evaluate("document.getElementById('ranking-count').textContent")
+    _type(browser, "#ranking-search", "input", "kyoto osaka")  # every word, in any order
+    assert browser.evaluate(f"{visible}.map(r => r.cells[1].textContent)") == ["Osaka–Kobe–Kyoto"]
+    _type(browser, "#ranking-search", "input", "")
+    _type(browser, "#economy-filter", "change", "US")
+    us = browser.evaluate(f"{visible}.map(r => r.dataset.economies)")
+    expected_us = [
+        r
+        for r in report.ranking_records(report.read_tables(params.duckdb_path).ranking)
+        if "US" in r["economies"].split("/")
+    ]
+    assert len(us) == len(expected_us) > 0 and all("US" in e.split() for e in us)
+    _type(browser, "#ranking-search", "input", "united states")  # by economy name too
+    assert browser.evaluate(f"{visible}.length") == len(expected_us)
+    shot_search = _screenshot_of(browser, "#ranking-section", "report-ranking-filtered.png")
+    _type(browser, "#ranking-search", "input", "")
+    _type(browser, "#economy-filter", "change", "")
+    assert browser.evaluate(f"{visible}.length") == params.top_n
+
+    # A cluster's name links to #cluster-<id>, which opens its profile and scrolls to it.
+    link = browser.evaluate(
+        "document.querySelector('#ranking tr[data-rank=\"5\"] a.cluster-link').getAttribute('href')"
+    )
+    cluster_5 = browser.evaluate("document.querySelector('#ranking tr[data-rank=\"5\"]').dataset.clusterId")
+    assert link == f"#cluster-{cluster_5}"
+    browser.evaluate("document.querySelector('#ranking tr[data-rank=\"5\"] a.cluster-link').click()")
+    time.sleep(0.3)
+    assert browser.evaluate("document.getElementById('profile-5').hidden") is False
+    top = browser.evaluate(f"document.getElementById('cluster-{cluster_5}').getBoundingClientRect().top")
+    assert -2 <= top < browser.evaluate("window.innerHeight") / 2
+    browser.evaluate("document.getElementById('profiles-close').click()")
+
+    # The edition diff: the summary first, then the readable table; the method as prose.
+    assert browser.evaluate("document.querySelectorAll('#diff-table tbody tr').length") == 5
+    diff_text = browser.evaluate("document.getElementById('diff').innerText")
+    assert diff_text.index("Entries") < diff_text.index("Every cluster in either top list")
+    assert "``" not in browser.evaluate("document.getElementById('diff').textContent")
+    assert browser.evaluate("document.querySelectorAll('#diff-table .up, #diff-table .down').length") == 2
+    shot_diff = _screenshot_of(browser, "#diff", "report-diff.png")
+
+    # The validation table: one row per check, by id, with the real observed values.
+    checks = browser.evaluate(
+        "Array.from(document.querySelectorAll('#validation-table tbody tr')).map(r => r.dataset.check)"
+    )
+    assert checks == [r["check"] for r in summary["results"]]
+    observed = browser.evaluate(
+        "document.querySelector('#validation-table tr[data-check=\"raw.quarantine_share\"] td:nth-child(4)')"
+        ".textContent"
+    )
+    assert observed.startswith("patents: 0.00")
+    assert (
+        browser.evaluate("document.getElementById('validation-page').getAttribute('href')")
+        == "validation.html"
+    )
+    shot_validation = _screenshot_of(browser, "#validation", "report-validation.png")
+
     browser.evaluate("document.querySelector('.maptools button[data-view=\"world\"]').click()")
     browser.evaluate("window.scrollTo(0, 0)")
 
@@ -292,3 +366,45 @@ def test_report_in_chromium(tmp_path: Path, browser: DevTools) -> None:
     assert _problems(browser.events) == []
     assert shot.stat().st_size > 10_000 and shot_zoomed.stat().st_size > 10_000
     assert shot_profiles.stat().st_size > 10_000 and shot_comparison.stat().st_size > 10_000
+    assert min(p.stat().st_size for p in (shot_search, shot_diff, shot_validation)) > 10_000
+
+    # A link from outside: report.html#cluster-<id> opens the page at that cluster's profile.
+    cluster_7 = browser.evaluate("document.querySelector('#ranking tr[data-rank=\"7\"]').dataset.clusterId")
+    browser.call("Page.navigate", {"url": f"{page.as_uri()}#cluster-{cluster_7}"})
+    browser.wait_for("Page.loadEventFired")
+    time.sleep(0.3)
+    assert browser.evaluate("document.getElementById('profile-7').hidden") is False
+    top = browser.evaluate(f"document.getElementById('cluster-{cluster_7}').getBoundingClientRect().top")
+    assert -2 <= top < browser.evaluate("window.innerHeight") / 2
+    _screenshot(browser, "report-linked-profile.png", full_page=False)
+
+
+def test_validation_page_offline(tmp_path: Path, browser: DevTools) -> None:
+    """validation.html: every check with its observed value and threshold, nothing requested."""
+    params, summary = build_edition(tmp_path)
+    dest = tmp_path / "publication"
+    report.write_outputs(params, dest, summary)
+    page = (dest / report.VALIDATION_PAGE).resolve()
+    browser.call("Page.navigate", {"url": page.as_uri()})
+    browser.wait_for("Page.loadEventFired")
+    rows = browser.evaluate(
+        "Array.from(document.querySelectorAll('#validation-table tbody tr'))"
+        ".map(r => Array.from(r.cells).map(c => c.textContent))"
+    )
+    assert [r[0] for r in rows] == [r["check"] for r in summary["results"]]
+    by_id = {r[0]: r for r in rows}
+    assert by_id["raw.quarantine_share"][3:] == [
+        "patents: 0.001976; publications: 0.0021",
+        "quarantine_share ≤ 0.01",
+        "pass",
+    ]
+    assert "passed" in browser.evaluate("document.body.innerText")
+    time.sleep(0.3)
+    browser.call("Runtime.evaluate", {"expression": "1"})
+    shot = _screenshot(browser, "validation.png", full_page=True)
+    requests = [
+        e["params"]["request"]["url"] for e in browser.events if e["method"] == "Network.requestWillBeSent"
+    ]
+    assert requests and all(u.startswith("file://") for u in requests), requests
+    assert _problems(browser.events) == []
+    assert shot.stat().st_size > 10_000

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import pytest
 
-from stclusters import editions
+from stclusters import config, editions
 from stclusters.config import RunParams
 
 
@@ -59,14 +60,29 @@ def test_resolve_edition_validates_the_conf() -> None:
     class Run:
         run_type = "scheduled"
 
-    context = {"params": {"top_n": 0}, "dag_run": Run(), "logical_date": datetime(2024, 3, 1, tzinfo=UTC)}
+    # 2023: the edition the sample source set has data for (other years are skipped, below)
+    context = {"params": {"top_n": 0}, "dag_run": Run(), "logical_date": datetime(2023, 3, 1, tzinfo=UTC)}
     with pytest.raises(ValueError, match="top_n"):
         editions.resolve_edition(context)
     context["params"] = {"top_n": 7}
-    assert editions.resolve_edition(context) == {"top_n": 7, "edition": 2024}
+    assert editions.resolve_edition(context) == {"top_n": 7, "edition": 2023}
 
 
 def test_cli_prints_the_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert editions.main(["--from", "2017", "--to", "2018"]) == 0
     out = capsys.readouterr().out
     assert "| 2017 | 2017-03-01 03:00 UTC | 2012–2016 | 2011–2015 |" in out
+
+
+def test_a_dated_run_without_local_data_is_skipped_with_a_clear_message(tmp_path) -> None:
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    conf = {"workspace_dir": str(tmp_path / "ws"), "output_dir": str(tmp_path / "out")}
+    tick = datetime(2026, 3, 1, 3, tzinfo=UTC)  # the sample source set holds 2023 only
+    context = {"params": conf, "dag_run": SimpleNamespace(run_type="scheduled"), "logical_date": tick}
+    with pytest.raises(AirflowSkipException, match="edition 2026: source set 'sample' has no data"):
+        editions.resolve_edition(context)
+    # the sample's own edition runs; a manual run is never skipped (it fails in pull, loudly)
+    assert editions.missing_local_data(config.resolve({**conf, "edition": 2023})) is None
+    manual = {**context, "dag_run": SimpleNamespace(run_type="manual")}
+    assert editions.resolve_edition(manual)["workspace_dir"] == conf["workspace_dir"]

@@ -139,3 +139,25 @@ def test_different_data_needs_republish_and_archives(published: config.RunParams
     assert len(archived) == 1 and tree_hashes(archived[0]) == before
     assert "Tokyo," in (published.edition_output / "ranking.csv").read_text()
     assert publish.verify(published.edition_output) == []
+
+
+def _published_inputs(params: config.RunParams) -> dict[str, list[str]]:
+    manifest = json.loads((params.edition_output / "manifest.json").read_text())
+    return {
+        layer: [f["sha256"] for f in entry["files"]] for layer, entry in manifest["inputs"]["layers"].items()
+    }
+
+
+def test_a_republish_conflict_is_known_before_the_build(published: config.RunParams) -> None:
+    inputs = _published_inputs(published)
+    conf = {k: v for k, v in published.as_dict().items() if v is not None}
+    # the same inputs and parameters: publish would find the same data (unchanged), not refuse
+    assert publish.refusal_before_build(published, inputs) is None
+    # other data-shaping parameters or other input files: publish would refuse
+    reason = publish.refusal_before_build(config.resolve({**conf, "eps_km": 20.0}), inputs)
+    assert reason and "eps_km" in reason and "republish=true" in reason
+    other_inputs = {**inputs, "patents": ["0" * 64]}
+    assert "input files" in (publish.refusal_before_build(published, other_inputs) or "")
+    # parameters that do not shape the data, or republish=true: no refusal
+    assert publish.refusal_before_build(config.resolve({**conf, "duckdb_threads": 1}), inputs) is None
+    assert publish.refusal_before_build(config.resolve({**conf, "republish": True}), other_inputs) is None

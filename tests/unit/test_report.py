@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from fixtures.report.edition import build_edition
+from fixtures.report.edition import build_edition, diff_doc
 from stclusters import config, gazetteer, report, transform
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -239,37 +239,173 @@ def test_report_shows_parameters_provenance_and_validation(published) -> None:
     assert "No previous edition" in page
 
 
-def test_edition_diff_is_rendered_when_present(tmp_path: Path) -> None:
+def _diff_html(tmp_path: Path, doc: Any) -> str:
     params, summary = build_edition(tmp_path)
     dest = tmp_path / "publication"
     dest.mkdir()
-    diff = {
-        "previous_edition": 2022,
-        "moves": [{"name": "Munich", "rank": 4, "previous_rank": 6, "change": 2}],
-        "entries": [{"name": "Tokyo", "rank": 1}],
-        "exits": [],
-    }
-    (dest / report.DIFF_FILE).write_text(json.dumps(diff))
+    (dest / report.DIFF_FILE).write_text(json.dumps(doc))
     report.write_outputs(params, dest, summary)
-    section = (
+    return (
         (dest / "report.html").read_text(encoding="utf-8").split('id="diff"', 1)[1].split("</section>", 1)[0]
     )
+
+
+def test_edition_diff_is_a_summary_then_a_readable_table(tmp_path: Path) -> None:
+    section = _diff_html(tmp_path, diff_doc())
     assert "No previous edition" not in section
-    assert "2022" in section and "previous_rank" in section and "Munich" in section
-    assert "entries (1)" in section and "exits" in section
+    # the summary comes first: the facts, entries, exits and the biggest moves, then the table
+    assert (
+        section.index('id="diff-facts"') < section.index('id="diff-highlights"') < section.index("diff-table")
+    )
+    highlights = section.split('id="diff-highlights"', 1)[1].split("</ul>", 1)[0]
+    assert "Hefei (rank 12)" in highlights and "Lyon (was 11)" in highlights
+    # biggest move first: Seoul up 4, then Munich down 3
+    assert highlights.index("Seoul") < highlights.index("Munich")
+    assert "▲4" in highlights and "▼3" in highlights
+    assert "100 % data · 0 % parameters" in section
+    # the table: named columns, rounded to points, arrows, renamed clusters shown
+    head = section.split("<thead>", 1)[1].split("</thead>", 1)[0]
+    assert "Score change, points" in head and "Data effect, points" in head and "score_change" not in head
+    assert "0.0014638101999999986" not in section and ">+0.15<" in section
+    assert 'Munich <span class="muted">(was München)</span>' in section
+    # the method as prose: no reStructuredText literals, no hard line breaks inside a paragraph
+    method = section.split("How the changes are computed", 1)[1]
+    assert "``" not in method and "<code>S(prev cells, new data)</code>" in method
+    assert "<li><code>data_effect" in method
+
+
+def test_edition_diff_without_previous_edition_says_so(tmp_path: Path) -> None:
+    doc = {"edition": 2023, "previous_edition": None, "note": "no earlier edition", "clusters": []}
+    section = _diff_html(tmp_path, doc)
+    assert 'id="no-diff"' in section and "no earlier edition" in section and "diff-table" not in section
+
+
+def test_validation_table_shows_check_ids_observed_values_and_thresholds(published) -> None:
+    _, dest, summary = published
+    rows = {r["check"]: r for r in report.validation_rows(summary)}
+    assert len(rows) == summary["n_expectations"] == len(summary["results"])
+    # the real values of a per-layer check, not GX's {"unexpected_count": 0}
+    quarantine = rows["raw.quarantine_share"]
+    assert quarantine["observed"] == "patents: 0.001976; publications: 0.0021"
+    assert quarantine["threshold"] == "quarantine_share ≤ 0.01"
+    assert rows["raw.document_id_present"]["threshold"] == "missing_document_id = 0"
+    assert (
+        rows["ranking.top_n_rows"]["observed"] == "12"
+        and rows["ranking.top_n_rows"]["threshold"] == "rows = 12"
+    )
+    assert rows["ranking.rank_unique"]["observed"] == "0 failing rows"
+    assert rows["ranking.pct_shares_sum_at_most_1"]["threshold"] == "0 ≤ pct_share_total ≤ 1"
+    assert {r["verdict"] for r in rows.values()} == {"pass"}
+    page = (dest / "report.html").read_text(encoding="utf-8")
+    section = page.split('<section id="validation">', 1)[1].split("</section>", 1)[0]
+    assert "unexpected_count" not in section
+    assert '<tr class="pass" data-check="raw.quarantine_share">' in section
+    assert "<td>patents: 0.001976; publications: 0.0021</td>" in section
+    assert f'href="{report.VALIDATION_PAGE}"' in section
+
+
+def test_validation_verdicts_for_critical_failures_and_warnings() -> None:
+    failed = {
+        "check": "a.b",
+        "severity": "critical",
+        "success": False,
+        "expectation": "expect_column_values_to_be_between",
+        "kwargs": {"column": "x", "min_value": 1},
+        "observed": {"unexpected_count": 2},
+        "values": None,
+        "failing_rows": [{"rank": 3}, {"rank": 4}],
+    }
+    warned = {**failed, "check": "c.d", "severity": "warning", "failing_rows": []}
+    rows = report.validation_rows({"results": [failed, warned]})
+    assert [(r["verdict"], r["css"]) for r in rows] == [("FAIL", "fail"), ("warning", "warn")]
+    assert rows[0]["observed"] == "2 failing rows" and rows[0]["threshold"] == "x ≥ 1"
+    assert rows[0]["failing"] == '{"rank": 3}; {"rank": 4}'
+
+
+def test_validation_page_is_self_contained_and_lists_every_check(published) -> None:
+    _, dest, summary = published
+    page = (dest / report.VALIDATION_PAGE).read_text(encoding="utf-8")
+    for tag, attrs in _tags(page):
+        assert tag not in {"link", "script", "img", "iframe", "object", "embed", "base"}, tag
+        href = attrs.get("href") or ""
+        assert "://" not in href and not href.startswith("//"), f"<{tag} href={href}>"
+    assert "Content-Security-Policy" in page and "http://" not in page and "https://" not in page
+    checks = [a["data-check"] for t, a in _tags(page) if t == "tr" and a.get("data-check")]
+    assert checks == [r["check"] for r in summary["results"]]
+    assert f'href="{report.DATA_DOCS}"' in page and 'href="report.html#validation"' in page
+    # autoescaped: a check id with markup cannot inject any
+    hostile = {"results": [{"check": "<b>x</b>", "severity": "critical", "success": True}]}
+    assert "<b>x</b>" not in report.validation_page(2023, hostile)
+
+
+def test_ranking_names_economies_and_links_every_cluster_to_its_profile(published) -> None:
+    params, dest, _ = published
+    page = (dest / "report.html").read_text(encoding="utf-8")
+    first = _ranking(params)[0]
+    row = page.split('<tr data-rank="1"', 1)[1].split("</tr>", 1)[0]
+    assert f'href="#cluster-{first["cluster_id"]}"' in row
+    assert report.economy_name("JP") == "Japan" and report.economy_name("CN") == "China"
+    assert f'<span class="econ-name">{report.economy_name(first["economies"])}</span>' in row
+    tags = _tags(page)
+    profile_ids = [a["id"] for t, a in tags if t == "tr" and a.get("class") == "profile"]
+    assert profile_ids == [f"cluster-{r['cluster_id']}" for r in _ranking(params)]
+    options = [a["value"] for t, a in tags if t == "option"]
+    assert options[0] == "" and set(options[1:]) == {
+        c for r in _ranking(params) for c in r["economies"].split("/")
+    }
+    assert report.economy_name("ZZ") == "ZZ"
+
+
+def test_share_chart_labels_do_not_overlap() -> None:
+    # the real neighbours that overlapped: a name box beside a close point
+    wanted = [((300.0, 200.0), "Osaka–Kobe–Kyoto"), ((310.0, 203.0), "Beijing"), ((305.0, 190.0), "Seoul")]
+    placed = report._place_svg_labels(wanted, [p for p, _ in wanted], (0, 0, 640, 460))
+    boxes = []
+    for (x, y, anchor), text in placed:
+        w = len(text) * report.SVG_CHAR_WIDTH
+        x0 = x - (w if anchor == "end" else w / 2 if anchor == "middle" else 0)
+        boxes.append((x0, y - report.SVG_LABEL_SIZE, x0 + w, y + 2))
+    assert len(placed) >= 2
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            assert a[2] < b[0] or b[2] < a[0] or a[3] < b[1] or b[3] < a[1], (a, b)
+
+
+def test_map_labels_do_not_overlap(published, tmp_path: Path) -> None:
+    from matplotlib.text import Annotation
+
+    params, _, _ = published
+    tables = report.read_tables(params.duckdb_path)
+    records = report.ranking_records(tables.ranking)
+    shapes = {cid: report.footprint(c) for cid, c in tables.cells.items()}
+    fig = report._figure(6, 4)
+    ax = fig.add_axes((0.05, 0.05, 0.9, 0.9))
+    # East Asia, where the fixture's clusters crowd
+    report._draw_map(ax, (100.0, 146.0, 20.0, 44.2), records, shapes, [], labelled=40)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    boxes = [a.get_window_extent(renderer) for a in ax.texts if isinstance(a, Annotation)]
+    assert len(boxes) >= 5
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            assert not a.overlaps(b), (a, b)
 
 
 def test_failed_validation_and_manifest_provenance_are_shown(tmp_path: Path) -> None:
     params, summary = build_edition(tmp_path)
     failure = {
+        "check": "ranking.pct_share_in_0_1",
+        "stage": "ranking",
         "frame": "ranking",
         "expectation": "expect_column_values_to_be_between",
-        "kwargs": {"column": "pct_share"},
+        "kwargs": {"column": "pct_share", "min_value": 0, "max_value": 1},
         "severity": "critical",
         "success": False,
-        "observed": 3,
+        "observed": {"unexpected_count": 3},
+        "failing_rows": [{"rank": 1, "name": "Tokyo–Yokohama"}],
     }
-    summary = {**summary, "passed": False, "n_failed": 1, "critical_failures": [failure]}
+    results = [failure if r["check"] == failure["check"] else r for r in summary["results"]]
+    summary = {**summary, "passed": False, "n_failed": 1, "critical_failures": [failure], "results": results}
     manifest = {
         "inputs": {"layers": {}, "gazetteer": {}},
         "code_version": {"git_commit": "0123456789abcdef", "dirty": False},
@@ -279,7 +415,11 @@ def test_failed_validation_and_manifest_provenance_are_shown(tmp_path: Path) -> 
     report.write_outputs(params, dest, summary, manifest)
     page = (dest / "report.html").read_text(encoding="utf-8")
     assert "validation FAILED" in page
-    assert "ranking.expect_column_values_to_be_between" in page
+    section = page.split('<section id="validation">', 1)[1].split("</section>", 1)[0]
+    assert "Critical failures: </strong><code>ranking.pct_share_in_0_1</code>" in section
+    row = section.split('data-check="ranking.pct_share_in_0_1">', 1)[1].split("</tr>", 1)[0]
+    assert "3 failing rows" in row and "0 ≤ pct_share ≤ 1" in row and "<td>FAIL</td>" in row
+    assert "Tokyo–Yokohama" in row
     assert "0123456789abcdef" in page and "4.5.0" in page
     assert "no landing record" in page  # the manifest's inputs win over the workspace's
 

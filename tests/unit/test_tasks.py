@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+
+import pytest
 
 from stclusters import config, publish, tasks
 
@@ -20,3 +23,22 @@ def test_editions_land_the_same_gazetteer_from_one_shared_build(tmp_path: Path) 
         assert first[name].parent != second[name].parent  # each edition has its own copy
         assert publish.sha256_file(first[name]) == publish.sha256_file(second[name])
     assert not list((tmp_path / "ws").rglob("*.tmp-*")) and not list((tmp_path / "ws").rglob("*.building-*"))
+
+
+def test_noisy_libraries_log_warnings_only_unless_asked() -> None:
+    gx = logging.getLogger("great_expectations.datasource.fluent.fluent_base_model")
+    try:
+        assert tasks.quiet_libraries({}) == logging.WARNING
+        assert not gx.isEnabledFor(logging.INFO) and gx.isEnabledFor(logging.WARNING)
+        assert tasks.quiet_libraries({"STCLUSTERS_LOG_LEVEL": "debug"}) == logging.DEBUG
+        assert gx.isEnabledFor(logging.DEBUG)
+        with pytest.raises(ValueError, match="STCLUSTERS_LOG_LEVEL='loud'"):
+            tasks.quiet_libraries({"STCLUSTERS_LOG_LEVEL": "loud"})
+    finally:
+        tasks.quiet_libraries({})
+
+
+def test_publish_outcome_is_one_word() -> None:
+    assert tasks.publish_outcome("published") == "published"
+    assert tasks.publish_outcome("unchanged (identical data already published)") == "unchanged"
+    assert tasks.publish_outcome("republished (previous version archived)") == "republished"
