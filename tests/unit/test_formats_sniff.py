@@ -25,6 +25,11 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
         ("canonical/patents.csv", "canonical"),
         ("canonical/publications.csv.gz", "canonical"),
         ("canonical/publications-bad-header.csv", "canonical"),
+        ("regpat/202301_PCT_Inv_reg.txt", "regpat"),
+        ("regpat/202301_PCT_IPC.txt", "regpat"),
+        ("patstat/tls201_appln.csv", "patstat"),
+        ("patstat/tls207_pers_appln.csv", "patstat"),
+        ("geopat/geoc_inv.txt", "geopat"),
     ],
 )
 def test_sniff_fixtures(path: str, fmt: str) -> None:
@@ -61,7 +66,7 @@ def test_resolve_format() -> None:
         resolve_format([wos_file, FIXTURES / "canonical" / "patents.csv"])
     with pytest.raises(FormatError, match="unknown format 'scopus'"):
         resolve_format([wos_file], "scopus")
-    assert set(ADAPTERS) == {"canonical", "wos", "openalex", "patentsview"}
+    assert set(ADAPTERS) == {"canonical", "wos", "openalex", "patentsview", "regpat", "patstat", "geopat"}
 
 
 def test_convert_with_declared_format(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from stclusters.formats import canonical, openalex, patentsview, wos
+from stclusters.formats import canonical, geopat, openalex, patentsview, patstat, regpat, wos
 from stclusters.formats.base import ConversionReport, FormatError, QuarantinedRecord
 from stclusters.formats.sniff import FORMATS, sniff
 
@@ -19,6 +19,9 @@ ADAPTERS: dict[str, Adapter] = {
     "wos": wos.convert,
     "openalex": openalex.convert,
     "patentsview": patentsview.convert,
+    "regpat": regpat.convert,
+    "patstat": patstat.convert,
+    "geopat": geopat.convert,
 }
 
 

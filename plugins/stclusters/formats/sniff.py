@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from stclusters.formats import geopat, patstat, regpat
 from stclusters.formats.base import FormatError, peek_bytes
+from stclusters.formats.tables import split_header
 from stclusters.schema import COLUMNS
 
-FORMATS = ("canonical", "wos", "openalex", "patentsview")
+FORMATS = ("canonical", "wos", "openalex", "patentsview", "regpat", "patstat", "geopat")
 _CANONICAL_HINTS = {c for cols in COLUMNS.values() for c in cols[:2]}  # the id and date/year columns
 
 
@@ -36,6 +38,9 @@ def sniff(path: Path) -> str:
             return "openalex"
         raise FormatError(f"{path}: JSON lines, but not OpenAlex works or institutions (no openalex.org ids)")
     names = {c.strip().strip('"') for c in cells}
+    for source in (regpat, patstat, geopat):  # patent tables, told apart by their columns
+        if source.recognises(split_header(first)[0]):
+            return source.FORMAT
     if len(cells) > 1 and names & {"patent_id", "location_id", "rawlocation_id"}:
         return "patentsview"
     columns = {c.strip().strip('"') for c in first.split(",")}
