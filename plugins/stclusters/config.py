@@ -119,11 +119,14 @@ class RunParams:
     def duckdb_path(self) -> Path:
         return self.workspace / "stclusters.duckdb"
 
-    def uri(self, layer: str) -> str:
+    def uri(self, layer: str) -> str | list[str]:
+        """The layer's URI, or list of URIs (sources.yml allows a YAML list), edition filled in."""
         value = getattr(self, f"{layer}_uri")
         if not value:
             raise ConfigError(f"no {layer}_uri: set it in the run conf or in source set {self.source_set!r}")
-        return value.format(edition=self.edition)
+        if isinstance(value, list | tuple):
+            return [str(v).format(edition=self.edition) for v in value]
+        return str(value).format(edition=self.edition)
 
     def dbt_vars(self) -> dict[str, Any]:
         """The variables every dbt model reads (dbt_project.yml declares the same names)."""

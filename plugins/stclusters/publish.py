@@ -138,8 +138,15 @@ def _inputs(params: RunParams) -> dict[str, Any]:
             for path, s in sorted(stats.items())
             if s.get("layer") == layer
         ]
+        # what a format adapter read, excluded and quarantined (per unit and reason); no paths
+        conversion = {
+            k: v
+            for k, v in ((entry or {}).get("conversion") or {}).items()
+            if k not in ("summary", "quarantine_file")
+        }
         layers[layer] = {
             "format": (entry or {}).get("format", "canonical"),
+            **({"conversion": conversion} if conversion else {}),
             "files": files,
             "canonical_files": canonical,
             "rows_loaded": rows[layer],

@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import shutil
-from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -177,24 +176,23 @@ def _to_canonical(
             land.check_header(p, layer)
         return paths, None
     from stclusters import formats
+    from stclusters.formats.base import plural
 
     out = out_dir / f"{layer}.csv.gz"
-    report = formats.convert(fmt, paths, layer, out)
+    years = params.patents_window if layer == "patents" else params.publications_window
+    report = formats.convert(fmt, paths, layer, out, years=years)
     if report.quarantine_share > params.max_quarantine_share:
-        reasons = Counter(f"{q.field}: {q.reason.split(':')[0]}" for q in report.quarantined)
-        listed = "; ".join(f"{r} ({n} records)" for r, n in reasons.most_common(5))
+        shares = ", ".join(
+            f"{share:.1%} of {plural(unit)}" for unit, share in report.quarantine_shares().items() if share
+        )
         raise land.LoadError(
-            f"{', '.join(map(str, paths))}: {report.quarantine_share:.1%} of {fmt} records quarantined, "
-            "above "
-            f"max_quarantine_share={params.max_quarantine_share:.1%}. Main reasons: {listed}. "
-            f"Details: {report.quarantine_path}"
+            f"{', '.join(map(str, paths))}: {fmt} quarantine above "
+            f"max_quarantine_share={params.max_quarantine_share:.1%}: {shares}. "
+            f"Main reasons: {report.reasons_text()}. Details: {report.quarantine_path}"
         )
     conversion = {
         "summary": report.summary(),
-        "records_read": report.records_read,
-        "documents_written": report.documents_written,
-        "excluded": dict(report.excluded),
-        "quarantined": len(report.quarantined),
+        **report.counts(),
         "quarantine_file": str(report.quarantine_path),
     }
     return [out], conversion

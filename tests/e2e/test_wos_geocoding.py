@@ -85,3 +85,18 @@ def test_city_level_share_of_the_real_export_is_at_least_95_percent(database: Pa
     )
     assert rows > 900
     assert city_rows / rows >= 0.95, misses
+
+
+def test_manifest_inputs_carry_the_conversion_counts(database: Path) -> None:
+    """The adapter's counts (records and addresses read, quarantine per unit and reason) reach
+    the edition manifest's inputs, without machine paths (issue 17, item 11)."""
+    from stclusters import publish
+    from stclusters.config import RunParams
+
+    params = RunParams(workspace_dir=str(database.parent.parent), edition=2023)
+    layer = publish._inputs(params)["layers"]["publications"]
+    conversion = layer["conversion"]
+    assert conversion["records_read"] == 500 and conversion["documents_written"] == 358
+    assert conversion["addresses_read"] == 917 and conversion["quarantined"] == {}
+    assert "quarantine_file" not in conversion and "summary" not in conversion
+    assert "conversion" not in publish._inputs(params)["layers"]["patents"]  # canonical: nothing converted

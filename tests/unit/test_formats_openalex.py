@@ -28,12 +28,15 @@ def test_works_with_institutions_file(tmp_path: Path) -> None:
     report = convert("auto", [WORKS, INSTITUTIONS], "publications", out)
     assert report.records_read == 9
     assert report.excluded == Counter({"type review": 1, "type preprint": 1, "paratext": 1})
-    assert [(q.line, q.field, q.reason) for q in report.quarantined] == [
-        (4, "authorships", "no institution in any authorship"),
-        (5, "publication_year", "unparseable year"),
-        (6, "*", "invalid JSON: Expecting value"),
-        (7, "country_code", "unknown country"),
+    # a record that wrote nothing counts as a record; a lost address of a written record as an address
+    assert [(q.line, q.field, q.reason, q.unit) for q in report.quarantined] == [
+        (3, "raw_affiliation_strings", "no country in raw affiliation", "address"),  # "somewhere"
+        (4, "raw_affiliation_strings", "no country in raw affiliation", "record"),  # "unaffiliated"
+        (5, "publication_year", "unparseable year", "record"),
+        (6, "*", "invalid JSON: Expecting value", "record"),
+        (7, "country_code", "unknown country", "address"),
     ]
+    assert report.records_with_lost_addresses == 2
     got = rows(out)
     first = [r for r in got if r["article_id"] == "W3001000001"]
     # one row per distinct institution, in authorship order (Tokyo appears twice, counted once)
@@ -56,13 +59,23 @@ def test_works_with_institutions_file(tmp_path: Path) -> None:
     assert report.documents_written == 3 and len(got) == report.rows_written == 5
 
 
-def test_without_institutions_file_city_stays_empty(tmp_path: Path) -> None:
+def test_without_institutions_file_the_raw_affiliations_give_the_city(tmp_path: Path) -> None:
     out = tmp_path / "p.csv.gz"
     report = convert("openalex", [WORKS], "publications", out)
     got = rows(out)
-    assert {r["city"] for r in got} == {""}
-    assert {r["article_id"] for r in got} == {"W3001000001", "W3001000007"}  # W..03 has no country then
-    assert sum(q.reason == "unknown country" for q in report.quarantined) == 2
+    # the country is the institution's; the city is read from the authorship's raw affiliation
+    # string paired with it ("MIT, Cambridge, MA, USA"; "Huawei, Shenzhen"); "Univ Tokyo" has none
+    assert [(r["article_id"], r["organization"], r["city"], r["region"], r["country"]) for r in got] == [
+        ("W3001000001", "Massachusetts Institute of Technology", "Cambridge", "MA", "US"),
+        ("W3001000001", "The University of Tokyo", "", "", "JP"),
+        ("W3001000001", "Huawei Technologies (China)", "Shenzhen", "", "CN"),
+        ("W3001000007", "ETH Zurich", "", "", "CH"),
+    ]
+    # W..03 has no country then: nothing of it is written, one record quarantined
+    assert [(q.line, q.reason, q.unit) for q in report.quarantined if q.line in (3, 7)] == [
+        (3, "no country in raw affiliation", "record"),
+        (7, "unknown country", "address"),
+    ]
 
 
 def test_institutions_only_is_refused(tmp_path: Path) -> None:
@@ -93,3 +106,194 @@ def test_broken_encoding_line_is_quarantined(tmp_path: Path) -> None:
     report = convert("openalex", [src], "publications", tmp_path / "o.csv.gz")
     assert [(q.line, q.reason) for q in report.quarantined] == [(2, "broken encoding: undecodable bytes")]
     assert report.rows_written == 1
+
+
+# --- issue 17: API pages, raw affiliations, snapshots with their manifest ----------------------
+PAGE = FIXTURES / "api-page-works.json"
+SNAPSHOT = FIXTURES / "snapshot" / "data" / "works"
+PART_A = SNAPSHOT / "updated_date=2024-01-15" / "part_000.gz"
+PART_B = SNAPSHOT / "updated_date=2024-02-01" / "part_000.gz"
+
+
+def test_saved_api_page_geocodes_from_raw_affiliations(tmp_path: Path) -> None:
+    out = tmp_path / "p.csv.gz"
+    report = convert("auto", [PAGE], "publications", out)
+    assert openalex.file_kind(PAGE) == "works"
+    assert report.records_read == 3 and report.excluded == Counter({"type review": 1})
+    got = [(r["organization"], r["city"], r["postal_code"], r["country"]) for r in rows(out)]
+    assert got == [
+        ("Massachusetts Institute of Technology", "Cambridge", "02139", "US"),
+        ("Tsinghua University", "Beijing", "100084", "CN"),
+        ("Chinese Academy of Sciences", "Beijing", "", "CN"),
+        ("Fraunhofer Institute for Solar Energy Systems", "Freiburg", "79110", "DE"),
+        ("University of Hong Kong", "Pokfulam", "", "HK"),
+        ("Osaka University", "Osaka", "565-0871", "JP"),
+    ]
+    assert report.quarantined == []
+
+
+def test_a_raw_affiliation_in_another_country_is_not_used() -> None:
+    assert openalex.affiliation_place("Univ Tokyo, Tokyo, Japan", "US") is None
+    place = openalex.affiliation_place("Dept Chem, Stanford University, Stanford, CA, United States", "US")
+    assert place is not None and (place.city, place.region) == ("Stanford", "CA")
+    # "CA" alone is a state here, never Canada
+    place = openalex.affiliation_place("Stanford University, Stanford, CA", "US")
+    assert place is not None and (place.city, place.region) == ("Stanford", "CA")
+
+
+@pytest.mark.parametrize(
+    ("raw", "country", "expected"),
+    [
+        # publishers that separate parts with double spaces and end with "City Country"
+        ("Institute for Ecology  Technische Universität Berlin  Berlin Germany", "DE", ("Berlin", "DE")),
+        (
+            "ISOE—Institute for Social‐Ecological Research  Frankfurt am Main Germany",
+            "DE",
+            ("Frankfurt am Main", "DE"),
+        ),
+        # no institution: the country must be written as a name, as its own part
+        ("Department of Zoology, University of Calcutta, Kolkata, India", None, ("Kolkata", "IN")),
+        ("Dept Physics, University of New Mexico", None, None),  # "Mexico" ends a US state's name
+        ("Univ Georgia", None, None),
+        # a US state written out, no country: the institution's country is US
+        ("Dept Biol Sci, P.O. Box 43131, Texas Tech Univ, Lubbock, Texas 79409", "US", ("Lubbock", "US")),
+        ("Univ Washington, Seattle, WA 98195 USA", "US", ("Seattle", "US")),
+        ("Univ Texas Austin, Austin, TX, 78712", "US", ("Austin", "US")),
+        ("Louis Berger Group, Bellevue, Washington, 98005", "US", ("Bellevue", "US")),
+    ],
+)
+def test_raw_affiliation_strings(raw: str, country: str | None, expected: tuple[str, str] | None) -> None:
+    a = openalex.affiliation_address(raw, country)
+    assert (a.city, a.country) == expected if expected else a is None
+
+
+def test_email_addresses_are_cut_from_raw_affiliations() -> None:
+    assert openalex._split_strings(
+        ["Bellevue Hosp Ctr, Bellevue, WA 98005. E-mail: a@b.org", "email romero@ufl.edu", None]
+    ) == ["Bellevue Hosp Ctr, Bellevue, WA 98005"]
+    # HTML entities decoded (their ';' does not split), typographic hyphens in ZIP codes read
+    assert openalex._split_strings(["Watershed &amp; Coastal Div, Gainesville, FL 32611\u20108525"]) == [
+        "Watershed & Coastal Div, Gainesville, FL 32611-8525"
+    ]
+
+
+def test_authorship_without_institution_uses_its_raw_affiliation(tmp_path: Path) -> None:
+    work = {
+        "id": "https://openalex.org/W9",
+        "publication_year": 2020,
+        "type": "article",
+        "authorships": [
+            {
+                "institutions": [],
+                "raw_affiliation_strings": ["Dept Zool, Univ Calcutta, Kolkata, India; Univ X"],
+            },
+            {"institutions": [{"id": "https://openalex.org/I1", "display_name": "U", "country_code": "BR"}]},
+        ],
+    }
+    src = tmp_path / "works.jsonl"
+    src.write_text(json.dumps(work) + "\n")
+    out = tmp_path / "o.csv.gz"
+    report = convert("openalex", [src], "publications", out)
+    assert [(r["organization"], r["city"], r["country"]) for r in rows(out)] == [
+        ("Dept Zool", "Kolkata", "IN"),
+        ("U", "", "BR"),
+    ]
+    assert [(q.reason, q.value, q.unit) for q in report.quarantined] == [
+        ("no country in raw affiliation", "Univ X", "address")
+    ]
+    assert report.addresses_read == 3
+
+
+def test_pretty_printed_json_that_is_not_openalex_says_what_it_is(tmp_path: Path) -> None:
+    src = tmp_path / "export.json"
+    src.write_text(json.dumps({"status": "ok", "items": [{"doi": "10.1/x"}]}, indent=2))
+    with pytest.raises(FormatError, match=r"keys \['items', 'status'\], not OpenAlex records") as err:
+        convert("openalex", [src], "publications", tmp_path / "o.csv.gz")
+    assert str(src) in str(err.value) and "saved API response page" in str(err.value)
+
+
+def test_snapshot_folder_checked_against_its_manifest_and_windowed(tmp_path: Path) -> None:
+    out = tmp_path / "p.csv.gz"
+    report = convert("auto", [FIXTURES / "snapshot"], "publications", out, years=(2017, 2021))
+    assert [(r["article_id"], r["city"], r["country"]) for r in rows(out)] == [
+        ("W4400000001", "Madrid", "ES"),
+        ("W4400000003", "Oxford", "GB"),
+    ]
+    assert report.records_read == 3
+    assert report.excluded == Counter({"publication year outside 2017-2021": 1})
+
+
+def test_works_outside_the_windows_are_skipped_before_parsing(tmp_path: Path) -> None:
+    src = tmp_path / "works.jsonl"
+    line = (
+        '{"id": "https://openalex.org/W%d", "publication_year": %d, "type": "article", "authorships": []%s\n'
+    )
+    src.write_text(line % (1, 2020, "}") + line % (2, 2010, ", broken"))
+    report = convert("openalex", [src], "publications", tmp_path / "o.csv.gz", years=(2017, 2021))
+    assert [q.reason for q in report.quarantined] == ["no institution in any authorship"]  # W1 only
+    assert report.excluded == Counter({"publication year outside 2017-2021": 1})
+
+
+def _snapshot_copy(tmp_path: Path) -> Path:
+    import shutil
+
+    dest = tmp_path / "works"
+    shutil.copytree(SNAPSHOT, dest)
+    return dest
+
+
+def test_snapshot_part_with_a_wrong_record_count_is_named(tmp_path: Path) -> None:
+    works = _snapshot_copy(tmp_path)
+    manifest = json.loads((works / "manifest").read_text())
+    manifest["entries"][1]["meta"]["record_count"] = 5
+    (works / "manifest").write_text(json.dumps(manifest))
+    with pytest.raises(FormatError, match="1 records, its manifest says 5") as err:
+        convert("openalex", [works], "publications", tmp_path / "o.csv.gz")
+    assert "updated_date=2024-02-01/part_000.gz" in str(err.value)
+
+
+def test_snapshot_part_cut_short_is_named(tmp_path: Path) -> None:
+    works = _snapshot_copy(tmp_path)
+    part = works / "updated_date=2024-01-15" / "part_000.gz"
+    part.write_bytes(part.read_bytes()[:300])
+    with pytest.raises(FormatError, match="300 bytes, the manifest") as err:
+        convert("openalex", [works], "publications", tmp_path / "o.csv.gz")
+    assert str(part) in str(err.value)
+
+
+def test_snapshot_part_missing_or_unlisted(tmp_path: Path) -> None:
+    works = _snapshot_copy(tmp_path)
+    with pytest.raises(FormatError, match=r"updated_date=2024-02-01/part_000\.gz' is not among the inputs"):
+        convert(
+            "openalex",
+            [works / "manifest", works / "updated_date=2024-01-15" / "part_000.gz"],
+            "publications",
+            tmp_path / "o.csv.gz",
+        )
+    (works / "updated_date=2024-03-01").mkdir()
+    (works / "updated_date=2024-03-01" / "part_000.gz").write_bytes(PART_B.read_bytes())
+    with pytest.raises(FormatError, match="a part that no manifest lists"):
+        convert("openalex", [works], "publications", tmp_path / "o.csv.gz")
+
+
+def test_landed_flat_parts_are_matched_through_their_source_sidecar(tmp_path: Path) -> None:
+    # what stclusters.sources lands: files under their own name, the origin in <file>.source.json
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    (landing / "manifest").write_bytes((SNAPSHOT / "manifest").read_bytes())
+    for part, name in ((PART_A, "part_000.gz"), (PART_B, "part_000-b.gz")):
+        (landing / name).write_bytes(part.read_bytes())
+        location = "s3://openalex/data/works/" + "/".join(part.parts[-2:])
+        glob = "s3://openalex/data/works/updated_date=*/part_*.gz"
+        (landing / f"{name}.source.json").write_text(json.dumps({"uri": glob, "location": location}))
+    files = [landing / "manifest", landing / "part_000.gz", landing / "part_000-b.gz"]
+    assert convert("openalex", files, "publications", tmp_path / "o.csv.gz").rows_written == 3
+
+
+def test_truncated_gzip_part_names_the_file(tmp_path: Path) -> None:
+    src = tmp_path / "part_000.gz"
+    data = gzip.compress(b"".join([gzip.decompress(WORKS.read_bytes())] * 50))
+    src.write_bytes(data[: len(data) // 2])
+    with pytest.raises(FormatError, match="truncated or corrupt gzip") as err:
+        convert("openalex", [src], "publications", tmp_path / "o.csv.gz")
+    assert str(src) in str(err.value)

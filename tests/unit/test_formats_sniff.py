@@ -20,6 +20,9 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
         ("wos/black-silicon-first8-tab-utf16le.txt", "wos"),
         ("openalex/works-part_000.jsonl.gz", "openalex"),
         ("openalex/institutions-part_000.jsonl.gz", "openalex"),
+        ("openalex/api-page-works.json", "openalex"),  # a saved API page, pretty-printed
+        ("openalex/snapshot", "openalex"),  # a snapshot folder
+        ("openalex/snapshot/data/works/manifest", "openalex"),
         ("patentsview/g_patent.tsv", "patentsview"),
         ("patentsview/g_inventor_disambiguated.tsv", "patentsview"),
         ("canonical/patents.csv", "canonical"),
@@ -73,4 +76,4 @@ def test_convert_with_declared_format(tmp_path: Path) -> None:
     report = convert(
         "wos", [FIXTURES / "wos" / "faults-savedrecs.txt"], "publications", tmp_path / "o.csv.gz"
     )
-    assert report.format == "wos" and report.rows_written == 7
+    assert report.format == "wos" and report.rows_written == 8

@@ -168,14 +168,23 @@ def test_faulty_records_are_quarantined_or_excluded(tmp_path: Path) -> None:
     assert report.excluded == Counter(
         {"document type Review": 1, "document type Meeting Abstract": 1, "duplicate article id": 1}
     )
-    got = {(q.line, q.field, q.reason) for q in report.quarantined}
+    got = {(q.line, q.field, q.reason, q.unit) for q in report.quarantined}
     assert got == {
-        (55, "PY", "unparseable year"),
-        (66, "UT", "missing article id"),
-        (87, "C1", "no address: C1 and RP empty"),
-        (105, "C1", "unknown country: Atlantis"),
-        (116, "C1", "broken encoding: undecodable bytes"),
+        (55, "PY", "unparseable year", "record"),
+        (66, "UT", "missing article id", "record"),
+        (87, "C1", "no address: C1 and RP empty", "record"),
+        (105, "C1", "unknown country: Atlantis", "address"),
     }
+    # the quarantine counts records and addresses apart, each over its own total
+    assert report.quarantine_by_reason() == {
+        "record": {"missing article id": 1, "no address": 1, "unparseable year": 1},
+        "address": {"unknown country": 1},
+    }
+    assert (report.quarantined_count("record"), report.records_read) == (3, 12)
+    assert (report.quarantined_count("address"), report.addresses_read) == (1, 9)
+    assert report.records_with_lost_addresses == 1
+    # a Latin-1 byte in the city: the address keeps its country and its share, unlocated
+    assert report.unlocated == Counter({"broken encoding": 1})
     written = rows(out)
     by_id = Counter(r["article_id"] for r in written)
     assert by_id == Counter(
@@ -185,14 +194,17 @@ def test_faulty_records_are_quarantined_or_excluded(tmp_path: Path) -> None:
             "WOS:000900000000004": 1,  # no PY: early-access year
             "WOS:000900000000007": 1,  # no C1: the reprint address
             "WOS:000900000000009": 1,  # the address with a known country survives
+            "WOS:000900000000010": 1,  # São Paulo with a broken byte: Brazil, no city
         }
     )
+    [sao] = [r for r in written if r["article_id"].endswith("10")]
+    assert (sao["organization"], sao["city"], sao["country"]) == ("Univ Sao Paulo", "", "BR")
     assert {r["publication_year"] for r in written if r["article_id"].endswith("04")} == {"2021"}
     assert [r["city"] for r in written if r["article_id"].endswith("07")] == ["Oxford"]
     assert [r["address_seq"] for r in written if r["article_id"].endswith("09")] == ["1"]
     assert {r["document_type"] for r in written} == {"Article"}
     quarantine = (tmp_path / "p.csv.gz.quarantine.csv").read_text().splitlines()
-    assert quarantine[0] == "file,line,field,reason,value" and len(quarantine) == 6
+    assert quarantine[0] == "file,line,field,reason,value,unit" and len(quarantine) == 5
 
 
 def test_wrong_field_count_in_tab_export_is_quarantined(tmp_path: Path) -> None:
@@ -218,3 +230,160 @@ def test_not_a_wos_file(tmp_path: Path) -> None:
     with pytest.raises(FormatError, match="line 1: not a Web of Science export"):
         convert("wos", [src], "publications", tmp_path / "o.csv.gz")
     assert not (tmp_path / "o.csv.gz").exists()
+
+
+# --- issue 17: real-export layouts and the errors they raise ------------------------------------
+GLUED = FIXTURES / "all-databases-tab-glued.txt"
+ISI_ERA = FIXTURES / "isi-era-savedrecs.txt"
+
+
+def test_glued_addresses_of_the_all_databases_export_are_split(tmp_path: Path) -> None:
+    out = tmp_path / "p.csv.gz"
+    report = convert("auto", [GLUED], "publications", out)
+    got = [
+        (r["article_id"][-1], r["address_seq"], r["organization"], r["city"], r["country"]) for r in rows(out)
+    ]
+    assert got == [
+        ("1", "1", "Univ Coll Dublin", "Dublin", "IE"),
+        ("1", "2", "Pavement Management Serv Ltd", "Galway", "IE"),
+        ("2", "1", "Tsinghua Univ", "Beijing", "CN"),
+        ("2", "2", "Harvard Univ", "Cambridge", "US"),
+        ("2", "3", "Univ Tokyo", "Tokyo", "JP"),
+        ("3", "1", "Trinity Coll Dublin", "Dublin", "IE"),
+    ]
+    # a country the vocabulary does not know ("Irland") run into the next address: not split,
+    # not read as one address either, but quarantined and counted as addresses
+    assert [(q.field, q.reason, q.unit) for q in report.quarantined] == [
+        ("C1", "glued addresses: cannot split", "address")
+    ]
+    assert report.addresses_read == 7 and report.records_with_lost_addresses == 1
+
+
+@pytest.mark.parametrize(
+    ("entry", "pieces"),
+    [
+        ("Univ A, Dublin, IrelandPavement Ltd, Galway, Ireland", 2),
+        ("Univ A, Beijing 100084, Peoples R ChinaUniv B, Shanghai, Peoples R China", 2),
+        ("Univ A, Boston, MA 02115 USA[Li, X] Univ B, Kyoto, Japan", 2),
+        ("Fraunhofer Heinrich Hertz Inst HHI, EnergieCampus,Stollen 19H, D-38640 Goslar, Germany", 1),
+        ("CALTECH, Pasadena, CA 91125 USA", 1),
+        ("Canada Res Chair, Univ Toronto, Toronto, ON M5S 1A1, Canada", 1),
+    ],
+)
+def test_split_glued(entry: str, pieces: int) -> None:
+    found, suspect = wos.split_glued(entry)
+    assert (len(found), suspect) == (pieces, False)
+    assert all(parse_c1(p).country for p in found)
+
+
+def test_reprint_line_without_marker_and_broken_bytes_in_unused_fields(tmp_path: Path) -> None:
+    out = tmp_path / "p.csv.gz"
+    report = convert("auto", [ISI_ERA], "publications", out)
+    # U+FFFD in AB and CR (fields the method never reads) costs nothing
+    assert report.quarantined == []
+    got = [(r["article_id"], r["organization"], r["city"], r["postal_code"], r["country"]) for r in rows(out)]
+    assert got == [
+        ("ISI:A1995QE12300001", "UNIV HAMBURG", "HAMBURG", "D-20146", "DE"),
+        ("ISI:A1996TR45600012", "UNIV TOKYO", "TOKYO", "113", "JP"),
+    ]
+
+
+def test_broken_bytes_in_a_used_field_still_quarantine_the_record(tmp_path: Path) -> None:
+    src = tmp_path / "savedrecs.txt"
+    src.write_text(ISI_ERA.read_text(encoding="utf-8").replace("PY 1996", "PY 19\ufffd6"), encoding="utf-8")
+    report = convert("wos", [src], "publications", tmp_path / "p.csv.gz")
+    assert [(q.field, q.reason, q.unit) for q in report.quarantined] == [
+        ("PY", "broken encoding: undecodable bytes", "record")
+    ]
+
+
+def test_truncated_gzip_names_the_file(tmp_path: Path) -> None:
+    data = gzip.compress(REAL.read_bytes())
+    src = tmp_path / "savedrecs.txt.gz"
+    src.write_bytes(data[: len(data) // 2])
+    with pytest.raises(FormatError, match="truncated or corrupt gzip") as err:
+        convert("wos", [src], "publications", tmp_path / "o.csv.gz")
+    assert str(src) in str(err.value) and "fetch the file again" in str(err.value)
+    assert not (tmp_path / "o.csv.gz").exists()
+
+
+def test_plain_export_cut_mid_record_is_refused(tmp_path: Path) -> None:
+    lines = REAL.read_text(encoding="utf-8").splitlines(keepends=True)
+    src = tmp_path / "savedrecs.txt"
+    src.write_text("".join(lines[:5000]), encoding="utf-8")
+    start = max(i for i, line in enumerate(lines[:5000], start=1) if line.startswith("PT "))
+    with pytest.raises(FormatError, match=f"line {start}: the file ends inside this record"):
+        convert("wos", [src], "publications", tmp_path / "o.csv.gz")
+
+
+def test_tab_export_cut_mid_row_is_refused(tmp_path: Path) -> None:
+    text = TAB_UTF8.read_text(encoding="utf-8-sig")
+    src = tmp_path / "savedrecs.txt"
+    src.write_text(text[: text.index("\n", text.index("\n") + 1) + 400], encoding="utf-8")
+    with pytest.raises(FormatError, match="line 3: the file ends inside this row"):
+        convert("wos", [src], "publications", tmp_path / "o.csv.gz")
+
+
+@pytest.mark.parametrize("layout", ["tab", "plain"])
+def test_export_without_addresses_or_type_names_the_missing_fields(tmp_path: Path, layout: str) -> None:
+    src = tmp_path / "savedrecs.txt"
+    if layout == "tab":
+        table = [line.split("\t") for line in TAB_UTF8.read_text(encoding="utf-8-sig").splitlines()]
+        keep = [i for i, tag in enumerate(table[0]) if tag not in ("C1", "RP", "DT")]
+        src.write_text("\n".join("\t".join(r[i] for i in keep) for r in table) + "\n", encoding="utf-8")
+    else:
+        text = FAULTS.read_bytes().decode("utf-8", errors="replace")
+        src.write_text(
+            "\n".join(x for x in text.splitlines() if not x.startswith(("C1 ", "RP ", "DT ", "   ["))) + "\n",
+            encoding="utf-8",
+        )
+    with pytest.raises(FormatError, match=r"no DT, C1 \(or RP\) field in the export") as err:
+        convert("wos", [src], "publications", tmp_path / "o.csv.gz")
+    assert str(src) in str(err.value)
+
+
+def test_windows_1252_export_is_decoded(tmp_path: Path) -> None:
+    text = ISI_ERA.read_text(encoding="utf-8").replace("\ufffd", "")
+    text = text.replace("UNIV HAMBURG, INST PHYS CHEM", "Univ Hamburg, Inst Phys Chem Müller").replace(
+        "UNIV TOKYO, DEPT APPL PHYS", "Univ Tokyo, Département Phys"
+    )
+    src = tmp_path / "savedrecs.txt"
+    src.write_bytes(text.encode("cp1252"))
+    assert wos.detect_encoding(src) == "cp1252"
+    out = tmp_path / "p.csv.gz"
+    report = convert("wos", [src], "publications", out)
+    assert report.quarantined == [] and report.unlocated == Counter()
+    assert [r["organization"] for r in rows(out)] == ["Univ Hamburg", "Univ Tokyo"]
+
+
+def test_utf16_big_endian_without_bom_is_decoded(tmp_path: Path) -> None:
+    src = tmp_path / "savedrecs.txt"
+    src.write_bytes(TAB_UTF8.read_text(encoding="utf-8-sig").encode("utf-16-be"))
+    assert wos.detect_encoding(src) == "utf-16-be"
+    assert convert("wos", [src], "publications", tmp_path / "o.csv.gz").rows_written == 18
+
+
+def test_undecodable_header_says_the_encoding_is_the_problem(tmp_path: Path) -> None:
+    src = tmp_path / "savedrecs.txt"
+    src.write_bytes(TAB_UTF8.read_text(encoding="utf-8-sig").encode("utf-32-le"))
+    with pytest.raises(FormatError, match="the file's encoding is the problem"):
+        convert("wos", [src], "publications", tmp_path / "o.csv.gz")
+
+
+def test_a_record_whose_only_address_is_lost_is_quarantined_as_a_record(tmp_path: Path) -> None:
+    src = tmp_path / "savedrecs.txt"
+    text = FAULTS.read_bytes().decode("utf-8", errors="replace")
+    src.write_text(
+        text.replace("C1 [Kim, S] KAIST, Daejeon 34141, South Korea.\n   ", "C1 "), encoding="utf-8"
+    )
+    report = convert("wos", [src], "publications", tmp_path / "o.csv.gz")
+    [atlantis] = [q for q in report.quarantined if q.reason.startswith("unknown country")]
+    assert (atlantis.unit, atlantis.value) == ("record", "[Atlas, Q] Univ Poseidon, Poseidonia, Atlantis.")
+    assert report.records_with_lost_addresses == 0
+
+
+def test_real_export_with_u_fffd_in_an_unused_field_loses_nothing(tmp_path: Path) -> None:
+    real = FIXTURES.parent / "real" / "wos_tab_2026_utf8_crlf_fffd_window.txt"
+    assert "\ufffd" in real.read_text(encoding="utf-8-sig")  # WoS wrote it (in RI)
+    report = convert("wos", [real], "publications", tmp_path / "o.csv.gz")
+    assert report.records_read == 20 and report.quarantined == []

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stclusters.formats import convert, sniff
+from stclusters.formats import FormatError, convert, sniff
 
 PROVENANCE = Path(__file__).resolve().parents[1] / "fixtures" / "real"
 ENTRIES = yaml.safe_load((PROVENANCE / "corpus.yml").read_text(encoding="utf-8"))["files"]
@@ -50,10 +50,13 @@ KEYS = {"file", "repo", "path", "commit", "licence", "format", "encoding", "newl
 LINE_END = re.compile(r"\r\n|\r|\n")  # str.splitlines would also split on \x1c, \u2028... inside fields
 
 # What the current adapters cannot read at all; strict=False so the fixes being made now pass.
-NOT_READ = {
-    "openalex-api": "the OpenAlex adapter reads JSON lines only: a saved API response page "
-    "({'meta':..., 'results':[...]}) is refused with 'neither OpenAlex works nor institutions "
-    "(no authorships/geo in record 1)' (issue 17, item 9)",
+NOT_READ: dict[str, str] = {}  # OpenAlex API pages are read since issue 17, item 9
+
+# Reduced-field exports (no addresses or document type at all): refused whole, naming the
+# missing fields, instead of "no data rows" later (issue 17, item 10).
+REFUSED = {
+    "wos_plain_no_c1_no_dt.txt": r"no DT, C1 \(or RP\) field in the export",
+    "wos_tab_utf16le_cr_2019_no_c1.txt": r"the DT, C1 \(or RP\) columns are empty in every row",
 }
 
 
@@ -138,6 +141,10 @@ def test_sniffer_recognises_the_format(entry):
 def test_adapter_reads_every_record(entry, tmp_path):
     records, known_ids = count_records(entry)
     out = tmp_path / "publications.csv.gz"
+    if entry["file"] in REFUSED:
+        with pytest.raises(FormatError, match=REFUSED[entry["file"]]):
+            convert("auto", [CORPUS / entry["file"]], "publications", out)
+        return
     report = convert("auto", [CORPUS / entry["file"]], "publications", out)
     assert report.records_read == records
     assert report.documents_written <= records

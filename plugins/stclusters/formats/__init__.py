@@ -41,10 +41,19 @@ def resolve_format(paths: Sequence[Path], declared: str = "auto") -> str:
     return kinds.pop()
 
 
-def convert(fmt: str, paths: Sequence[Path], layer: str, out_csv_gz: Path) -> ConversionReport:
-    """Convert ``paths`` (one layer's landed files) to one canonical ``out_csv_gz``."""
+def convert(
+    fmt: str, paths: Sequence[Path], layer: str, out_csv_gz: Path, years: tuple[int, int] | None = None
+) -> ConversionReport:
+    """Convert ``paths`` (one layer's landed files) to one canonical ``out_csv_gz``.
+
+    ``years`` (first, last publication year of the layer's windows) lets an adapter that reads
+    large dumps skip documents outside them before parsing (OpenAlex snapshots); the others
+    keep every document and leave the window to the pipeline."""
     files = [Path(p) for p in paths]
-    return ADAPTERS[resolve_format(files, fmt)](files, layer, Path(out_csv_gz))
+    kind = resolve_format(files, fmt)
+    if kind == "openalex":
+        return openalex.convert(files, layer, Path(out_csv_gz), years=years)
+    return ADAPTERS[kind](files, layer, Path(out_csv_gz))
 
 
 __all__ = ["ADAPTERS", "FORMATS", "ConversionReport", "FormatError", "QuarantinedRecord", "convert", "sniff"]

@@ -14,6 +14,7 @@ import io
 import logging
 import os
 import tempfile
+import zlib
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,7 +26,13 @@ from stclusters.schema import COLUMNS, LAYERS
 
 log = logging.getLogger(__name__)
 
-QUARANTINE_COLUMNS = ("file", "line", "field", "reason", "value")
+QUARANTINE_COLUMNS = ("file", "line", "field", "reason", "value", "unit")
+
+RECORD = "record"
+ADDRESS = "address"
+UNITS = (RECORD, ADDRESS)
+"""What a quarantine line stands for: a whole record (an article, a work, an inventor row) or one
+address of a record whose other addresses were written."""
 
 
 class FormatError(ValueError):
@@ -39,43 +46,108 @@ class QuarantinedRecord:
     field: str
     reason: str
     value: str = ""
+    unit: str = RECORD
 
-    def as_row(self) -> tuple[str, str, str, str, str]:
-        return (self.file, str(self.line), self.field, self.reason, self.value[:200])
+    @property
+    def reason_key(self) -> str:
+        """The reason without its detail ("unknown country: Atlantis" -> "unknown country")."""
+        return self.reason.split(":")[0]
+
+    def as_row(self) -> tuple[str, str, str, str, str, str]:
+        return (self.file, str(self.line), self.field, self.reason, self.value[:200], self.unit)
+
+
+def plural(unit: str) -> str:
+    return f"{unit}es" if unit.endswith("s") else f"{unit}s"
+
+
+def units(n: int, unit: str) -> str:
+    """For messages: 1 record, 3 records, 1 address, 89 addresses."""
+    return f"{n} {unit}" if n == 1 else f"{n} {plural(unit)}"
 
 
 @dataclass
 class ConversionReport:
-    """What one conversion read, wrote, excluded and quarantined."""
+    """What one conversion read, wrote, excluded and quarantined.
+
+    Quarantine counts in two units kept apart: records (nothing of the record was written) and
+    addresses (one address of a record whose other addresses were written). ``unlocated``
+    counts addresses written with their country but without their place, because that part
+    could not be read: they keep their share of the record as unlocated (docs/data-formats.md).
+    """
 
     format: str
     layer: str
     inputs: list[Path]
     out_path: Path
     records_read: int = 0
+    addresses_read: int = 0
     documents_written: int = 0
     rows_written: int = 0
     excluded: Counter[str] = field(default_factory=Counter)
     quarantined: list[QuarantinedRecord] = field(default_factory=list)
+    unlocated: Counter[str] = field(default_factory=Counter)
+    records_with_lost_addresses: int = 0
 
     @property
     def quarantine_path(self) -> Path:
         return quarantine_path(self.out_path)
 
+    def quarantined_count(self, unit: str) -> int:
+        return sum(1 for q in self.quarantined if q.unit == unit)
+
+    def quarantine_shares(self) -> dict[str, float]:
+        """Per unit: quarantined records over records read, quarantined addresses over the
+        addresses read in the records that were counted (0 when nothing was read)."""
+        read = {RECORD: self.records_read, ADDRESS: self.addresses_read}
+        return {u: (self.quarantined_count(u) / read[u] if read[u] else 0.0) for u in UNITS}
+
     @property
     def quarantine_share(self) -> float:
-        """Quarantined records over records read (0 when nothing was read)."""
-        return len(self.quarantined) / self.records_read if self.records_read else 0.0
+        """The larger of the two units' shares: what max_quarantine_share is compared with."""
+        return max(self.quarantine_shares().values())
 
-    def quarantine(self, file: Path | str, line: int, field_name: str, reason: str, value: str = "") -> None:
-        self.quarantined.append(QuarantinedRecord(str(file), line, field_name, reason, value))
+    def quarantine_by_reason(self) -> dict[str, dict[str, int]]:
+        """{unit: {reason: count}} with reasons sorted, for landed.json and the manifest."""
+        out: dict[str, dict[str, int]] = {}
+        for unit in UNITS:
+            found = Counter(q.reason_key for q in self.quarantined if q.unit == unit)
+            if found:
+                out[unit] = dict(sorted(found.items()))
+        return out
+
+    def counts(self) -> dict[str, object]:
+        """The numbers of this conversion as plain JSON (landed.json and the manifest)."""
+        return {
+            "records_read": self.records_read,
+            "addresses_read": self.addresses_read,
+            "documents_written": self.documents_written,
+            "rows_written": self.rows_written,
+            "excluded": dict(sorted(self.excluded.items())),
+            "quarantined": self.quarantine_by_reason(),
+            "unlocated_addresses": dict(sorted(self.unlocated.items())),
+            "records_with_lost_addresses": self.records_with_lost_addresses,
+        }
+
+    def quarantine(
+        self, file: Path | str, line: int, field_name: str, reason: str, value: str = "", unit: str = RECORD
+    ) -> None:
+        self.quarantined.append(QuarantinedRecord(str(file), line, field_name, reason, value, unit))
+
+    def reasons_text(self, limit: int = 5) -> str:
+        """For messages: "C1: unknown country (3 addresses); UT: missing article id (1 record)"."""
+        found = Counter((q.field, q.reason_key, q.unit) for q in self.quarantined)
+        return "; ".join(f"{f}: {r} ({units(n, u)})" for (f, r, u), n in found.most_common(limit))
 
     def summary(self) -> str:
         excluded = ", ".join(f"{k}: {v}" for k, v in sorted(self.excluded.items())) or "none"
+        unlocated = sum(self.unlocated.values())
         return (
-            f"{self.format} -> {self.out_path.name}: {self.records_read} records read, "
+            f"{self.format} -> {self.out_path.name}: {units(self.records_read, RECORD)} read, "
             f"{self.documents_written} documents / {self.rows_written} rows written, "
-            f"excluded {{{excluded}}}, {len(self.quarantined)} quarantined"
+            f"excluded {{{excluded}}}, {units(self.quarantined_count(RECORD), RECORD)} and "
+            f"{units(self.quarantined_count(ADDRESS), ADDRESS)} quarantined"
+            + (f", {units(unlocated, ADDRESS)} written without their place" if unlocated else "")
         )
 
 
@@ -152,13 +224,7 @@ def finish(report: ConversionReport) -> ConversionReport:
     write_quarantine(report)
     log.info("%s", report.summary())
     if report.quarantined:
-        reasons = Counter(q.reason.split(":")[0] for q in report.quarantined)
-        log.warning(
-            "%d records quarantined (%s), see %s",
-            len(report.quarantined),
-            ", ".join(f"{r}: {n}" for r, n in reasons.most_common()),
-            report.quarantine_path,
-        )
+        log.warning("quarantined: %s; see %s", report.reasons_text(limit=20), report.quarantine_path)
     return report
 
 
@@ -170,6 +236,19 @@ def open_text(path: Path, encoding: str = "utf-8") -> IO[str]:
     # The caller closes the returned wrapper, which closes the file under it.
     raw: IO[bytes] = gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")  # noqa: SIM115
     return io.TextIOWrapper(raw, encoding=encoding, errors="replace", newline="")
+
+
+@contextmanager
+def readable(path: Path) -> Iterator[None]:
+    """Turn the errors of a cut or corrupt gzip into a FormatError that names the file and says
+    what to do (nothing is written then: the output is atomic)."""
+    try:
+        yield
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise FormatError(
+            f"{path}: truncated or corrupt gzip ({exc or type(exc).__name__}): the download or copy "
+            "was cut; fetch the file again (gzip -t checks it)"
+        ) from exc
 
 
 def is_gzip(path: Path) -> bool:
@@ -185,7 +264,12 @@ def peek_bytes(path: Path, n: int = 4096) -> bytes:
                 return fh.read(n)
         with open(path, "rb") as fh:
             return fh.read(n)
-    except (OSError, EOFError) as exc:
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise FormatError(
+            f"{path}: truncated or corrupt gzip ({exc or type(exc).__name__}): fetch the file again "
+            "(gzip -t checks it)"
+        ) from exc
+    except OSError as exc:
         raise FormatError(f"{path}: cannot read: {exc}") from exc
 
 

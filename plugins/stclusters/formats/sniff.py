@@ -23,7 +23,12 @@ def _decode(head: bytes) -> str:
 
 def sniff(path: Path) -> str:
     """One of :data:`FORMATS`; :class:`FormatError` naming the file when none fits."""
-    head = peek_bytes(Path(path), 8192)
+    path = Path(path)
+    if path.is_dir():
+        if any(p.name == "manifest" for p in path.rglob("manifest")) or any(path.rglob("part_*.gz")):
+            return "openalex"  # a snapshot folder
+        raise FormatError(f"{path}: a folder, but not an OpenAlex snapshot (no manifest, no part_*.gz)")
+    head = peek_bytes(path, 8192)
     if not head.strip():
         raise FormatError(f"{path}: empty file: cannot tell its format")
     text = _decode(head)
@@ -33,10 +38,15 @@ def sniff(path: Path) -> str:
     cells = first.split("\t")
     if cells[0] == "PT" and "UT" in cells:
         return "wos"
-    if first.lstrip().startswith("{"):
-        if "openalex.org/" in first or '"authorships"' in first or '"geo"' in first:
+    if first.lstrip().startswith(("{", "[")):
+        # JSON lines, a saved API page ({"meta":..., "results": [...]}, maybe pretty-printed) or a
+        # snapshot manifest ({"entries": [{"url": ".../part_000.gz", ...}]}): look past line 1.
+        if any(hint in text for hint in ("openalex.org/", '"authorships"', '"geo"', '"entries"')):
             return "openalex"
-        raise FormatError(f"{path}: JSON lines, but not OpenAlex works or institutions (no openalex.org ids)")
+        raise FormatError(
+            f"{path}: JSON, but not OpenAlex works, institutions, an API page or a snapshot manifest "
+            "(no openalex.org ids in its first 8 KB)"
+        )
     names = {c.strip().strip('"') for c in cells}
     for source in (regpat, patstat, geopat):  # patent tables, told apart by their columns
         if source.recognises(split_header(first)[0]):
