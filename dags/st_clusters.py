@@ -39,6 +39,7 @@ PARAMS = {
     "min_publications": _param("Minimum fractional articles within eps_km of a core location.", "number"),
     "h3_resolution": _param("H3 resolution of the clustering grid.", "integer"),
     "top_n": _param("Number of clusters published (default 100).", "integer"),
+    "robustness": _param("Rank intervals: off, fast (default) or full."),
     "output_dir": _param("Publication folder (default output/)."),
     "republish": _param("Replace an already published edition (archived), default false.", "boolean"),
 }

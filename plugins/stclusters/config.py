@@ -69,6 +69,8 @@ class RunParams:
     """An economy is listed for a cluster when it brings at least this share of its score."""
     profiles_top_k: int = 5
     """Items kept per cluster and facet in the profiles (applicants, fields, partners...)."""
+    robustness: str = "fast"
+    """Rank intervals: off, fast (normal-approximation bootstrap, 5 variations) or full (exact, 9)."""
     output_dir: str = "output"
     """Where editions are published: <output_dir>/<edition>/ (relative to the repo)."""
     workspace_dir: str = "workspace"
@@ -142,6 +144,7 @@ class RunParams:
             "name_min_share": self.name_min_share,
             "economy_min_share": self.economy_min_share,
             "profiles_top_k": self.profiles_top_k,
+            "robustness": self.robustness,
             "patents_first_year": p0,
             "patents_last_year": p1,
             "publications_first_year": a0,
@@ -251,6 +254,8 @@ def _check(p: RunParams) -> None:
         problems.append("name_min_share and economy_min_share must be within [0, 1]")
     if p.profiles_top_k < 1:
         problems.append(f"profiles_top_k must be >= 1, got {p.profiles_top_k}")
+    if p.robustness not in ("off", "fast", "full"):
+        problems.append(f"robustness must be off, fast or full, got {p.robustness!r}")
     if p.top_n < 1:
         problems.append(f"top_n must be >= 1, got {p.top_n}")
     for name in (

@@ -40,6 +40,7 @@ from typing import Any
 import duckdb
 import h3.api.basic_int as h3i
 
+from stclusters import robustness
 from stclusters.config import RunParams
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,8 @@ class Row:
     footprint_effect: float | None
     shared_cells: int
     attributed_to: str  # "data", "parameters", "data and parameters", "unattributed"
+    # the move lies within both editions' rank intervals (stclusters.robustness); None = no intervals
+    within_intervals: bool | None = None
 
 
 # --- reading editions ------------------------------------------------------------------------
@@ -437,6 +440,12 @@ def write_edition_diff(params: RunParams, dest: Path) -> Path:
             cell_data,
             cells_resolution(current, params.h3_resolution),
         )
+        # --- rank intervals (stclusters.robustness) ---
+        now_iv = robustness.read_ranking_intervals(dest / "ranking.csv", params.duckdb_path)
+        before_iv = robustness.read_ranking_intervals(prev_dir / "ranking.csv")
+        for r in rows:
+            r.within_intervals = robustness.move_within_intervals(r.rank, r.previous_rank, now_iv, before_iv)
+        # --- end rank intervals ---
         doc.update(
             previous_edition=int(manifest.get("edition", prev_dir.name)),
             previous_published_at=manifest.get("published_at"),
@@ -447,6 +456,9 @@ def write_edition_diff(params: RunParams, dest: Path) -> Path:
             },
             parameters_changed=changed,
             summary=summarize(rows, changed["result"]),
+        )
+        doc["summary"]["moves_within_intervals"] = sum(
+            r.within_intervals is True for r in rows if r.status == "stay" and r.rank_change
         )
     doc["clusters"] = [asdict(r) for r in rows]
     dest.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,7 @@ from typing import Any
 
 import duckdb
 
-from stclusters import diff, profiles, report, validate
+from stclusters import diff, profiles, report, robustness, validate
 from stclusters.config import REPO_ROOT, RunParams
 from stclusters.schema import LAYERS
 
@@ -195,6 +195,7 @@ def publish_edition(params: RunParams) -> dict:
         diff.write_edition_diff(params, staging)
         profiles.write_outputs(params, staging)
         report.write_outputs(params, staging, summary, provenance)
+        robustness.write_outputs(params, staging)  # robustness.parquet (rank intervals)
         published_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         files = {
             str(p.relative_to(staging)): sha256_file(p) for p in sorted(staging.rglob("*")) if p.is_file()
@@ -206,6 +207,7 @@ def publish_edition(params: RunParams) -> dict:
             "windows": {"patents": params.patents_window, "publications": params.publications_window},
             **provenance,
             "validation": _validation_record(summary),
+            "robustness": robustness.manifest_for(params, staging),
             "files": files,
         }
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")

@@ -42,7 +42,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from stclusters import countries
+from stclusters import countries, robustness
 from stclusters.config import RunParams
 
 log = logging.getLogger(__name__)
@@ -708,10 +708,13 @@ COLUMNS = (
     ("Score", "score", "num"),
     ("Documents per million inhabitants", "documents_per_million", "num"),
     ("Intensity rank", "intensity_rank", "num"),
+    ("Rank range", robustness.RANGE_KEY, "num"),  # shown when the ranking has rank intervals
 )
 
 
 def _cell(key: str, row: Mapping[str, Any]) -> str:
+    if key == robustness.RANGE_KEY:
+        return robustness.range_cell(row)
     v = row.get(key)
     if key in {"pct_share", "pub_share", "score"}:
         shown = share_pct(v)
@@ -775,14 +778,15 @@ def economy_options(records: Sequence[Mapping[str, Any]]) -> str:
 
 
 def ranking_table(records: Sequence[Mapping[str, Any]]) -> str:
+    columns = [c for c in COLUMNS if c[1] != robustness.RANGE_KEY or robustness.has_intervals(records)]
     head = "".join(
         f'<th scope="col" data-kind="{kind}" aria-sort="{"ascending" if key == "rank" else "none"}">'
         f'<button type="button">{_esc(label)}</button></th>'
-        for label, key, kind in COLUMNS
+        for label, key, kind in columns
     )
     rows = []
     for r in records:
-        cells = "".join(_cell(key, r) for _, key, _ in COLUMNS)
+        cells = "".join(_cell(key, r) for _, key, _ in columns)
         rows.append(
             f'<tr data-rank="{r["rank"]}" data-cluster-id="{r["cluster_id"]}" '
             f'data-economies="{_esc(" ".join(economy_codes(r.get("economies"))))}">{cells}</tr>'
@@ -1733,6 +1737,7 @@ def render_html(
         shares_svg=share_chart_svg(records),
         top20=_png_data_uri(top20_png),
         diff=diff_section(diff),
+        robustness=robustness.report_section(params.duckdb_path, records),
         profiles=profiles_table(records, cluster_profiles(tables.profiles, tables.trends)),
         comparison=comparison_section(comparison_records(tables.comparison), params),
         comparison_nav='<a href="#gii-2023">GII 2023</a>' if len(tables.comparison) else "",

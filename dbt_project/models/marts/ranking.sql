@@ -7,28 +7,41 @@ clusters as (
 
 ),
 
+-- rank intervals (stclusters.robustness; null when robustness is off)
+ranged as (
+
+    select * from {{ ref('int_clusters_ranged') }}
+
+),
+
 final as (
 
     select
-        rank,
-        name,
-        economies,
-        economy_shares,
-        cross_border,
-        pct_count,
-        pct_share,
-        pub_count,
-        pub_share,
-        score,
-        latitude,
-        longitude,
-        population,
-        documents_per_million,
-        intensity_rank,
-        n_cells,
-        cluster_id
+        clusters.rank,
+        clusters.name,
+        clusters.economies,
+        clusters.economy_shares,
+        clusters.cross_border,
+        clusters.pct_count,
+        clusters.pct_share,
+        clusters.pub_count,
+        clusters.pub_share,
+        clusters.score,
+        clusters.latitude,
+        clusters.longitude,
+        clusters.population,
+        clusters.documents_per_million,
+        clusters.intensity_rank,
+        clusters.n_cells,
+        ranged.sampling_rank_low,
+        ranged.sampling_rank_high,
+        ranged.method_rank_low,
+        ranged.method_rank_high,
+        ranged.rank_label,
+        clusters.cluster_id
     from clusters
-    where rank <= {{ var('top_n') }}
+    left join ranged on clusters.cluster_id = ranged.cluster_id
+    where clusters.rank <= {{ var('top_n') }}
 
 )
 
