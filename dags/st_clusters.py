@@ -13,6 +13,7 @@ re-publishing: docs/operations.md.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 
 import pendulum
 from airflow.sdk import Param, dag, task
@@ -23,6 +24,9 @@ SCHEDULE = "0 3 1 3 *"
 # The tasks that hold a DuckDB file open and use its memory_limit; an operator who runs many
 # editions at once creates a pool and names it here (docs/operations.md, "Concurrency").
 DUCKDB_POOL = os.environ.get("STCLUSTERS_AIRFLOW_POOL", "default_pool")
+# Every task's execution_timeout: RunParams.task_timeout_minutes (README), from the environment
+# only, since it is read when this file is parsed; tests/unit/test_config.py checks the default.
+TASK_TIMEOUT = timedelta(minutes=int(os.environ.get("STCLUSTERS_TASK_TIMEOUT_MINUTES", "240")))
 
 
 def _param(description: str, kind: str = "string") -> Param:
@@ -58,7 +62,7 @@ PARAMS = {
     max_active_runs=3,
     params=PARAMS,
     tags=["stclusters"],
-    default_args={"retries": 0},
+    default_args={"retries": 0, "execution_timeout": TASK_TIMEOUT},
 )
 def st_clusters():
     @task

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +18,12 @@ import pytest
 from stclusters import config, land
 from stclusters.dbt_plugin import register_udfs
 from stclusters.schema import COLUMNS
+
+# Tests place output_dir and workspace_dir under pytest's temporary folders through the run conf:
+# allow them as a deployment would (config.allowed_roots); subprocesses inherit the setting.
+TEST_ROOTS = os.pathsep.join([tempfile.gettempdir(), str(config.REPO_ROOT)])
+for _name in (config.OUTPUT_ROOTS_ENV, config.WORKSPACE_ROOTS_ENV):
+    os.environ.setdefault(_name, TEST_ROOTS)
 
 PATENT_ROWS = [
     ["WO2020000001", "2020-03-05", 1, "Tokyo", "", "", "JP", "", "", "Acme", "G06F"],

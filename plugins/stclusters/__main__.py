@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -41,16 +42,24 @@ def _where(conf: dict) -> int:
     return 0
 
 
-def _verify(edition: int, output_dir: str | None) -> int:
-    conf = {"edition": edition, **({"output_dir": output_dir} if output_dir else {})}
-    target = config.resolve(conf).edition_output
-    problems = publish.verify(target)
+def _verify(edition: int, output_dir: str | None, public_key: str | None) -> int:
+    # verify only reads: the output folder is the caller's choice, not a run conf's
+    conf = {"edition": edition}
+    params = config.resolve(conf)
+    target = (
+        config.RunParams(edition=edition, output_dir=output_dir).edition_output
+        if output_dir
+        else params.edition_output
+    )
+    key = public_key or os.environ.get(publish.VERIFY_KEY_FILE_ENV)
+    problems = publish.verify(target, Path(key) if key else None)
     if problems:
         print(f"{target}: {len(problems)} problem(s):")
         for p in problems:
             print(f"  - {p}")
         return 1
-    print(f"{target}: every file matches its manifest checksum")
+    signed = " (manifest signature verified)" if key else ""
+    print(f"{target}: every file matches its manifest checksum{signed}")
     return 0
 
 
@@ -63,10 +72,14 @@ def main(argv: list[str] | None = None) -> int:
     v = sub.add_parser("verify")
     v.add_argument("--edition", type=int, required=True)
     v.add_argument("--output-dir")
+    v.add_argument(
+        "--public-key",
+        help=f"PEM Ed25519 public key to check manifest.json.sig (default: ${publish.VERIFY_KEY_FILE_ENV})",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "verify":
-        return _verify(args.edition, args.output_dir)
+        return _verify(args.edition, args.output_dir, args.public_key)
     try:
         conf = json.loads(args.conf or "{}")
     except json.JSONDecodeError as exc:

@@ -36,6 +36,11 @@ DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 
 ENV_PREFIX = "STCLUSTERS_"
 
+# Where a run's conf may place output_dir and workspace_dir: directories separated by os.pathsep,
+# set by the deployment in its environment (never by a run). Default: the repository.
+OUTPUT_ROOTS_ENV = "STCLUSTERS_OUTPUT_ROOTS"
+WORKSPACE_ROOTS_ENV = "STCLUSTERS_WORKSPACE_ROOTS"
+
 
 class ConfigError(ValueError):
     """A parameter or the sources file is wrong; the message names the setting and its origin."""
@@ -97,6 +102,16 @@ class RunParams:
     """DuckDB memory_limit for the edition's database."""
     duckdb_threads: int = 2
     """DuckDB threads."""
+    max_count_drop: float = 0.5
+    """Gate: largest tolerated fall of a layer's document count vs the previous edition of the source set."""
+    max_count_jump: float = 1.0
+    """Gate warning: a layer's document count rising more than this share above the previous edition."""
+    task_timeout_minutes: int = 240
+    """execution_timeout of every DAG task (read when the DAG file is parsed: environment or default only)."""
+    lock_wait_seconds: int = 0
+    """A second run of the same edition waits this long for the first to finish, then fails naming it."""
+    keep_validation_runs: int = 5
+    """Validation runs kept per edition workspace (older run folders are removed when the gate runs)."""
 
     # --- derived values -------------------------------------------------------------------
     @property
@@ -237,7 +252,45 @@ def resolve(conf: Mapping[str, Any] | None = None, environ: Mapping[str, str] | 
     values["source_set"] = set_name
     params = RunParams(**values)
     _check(params)
+    check_paths(params, set(conf_values) & {"output_dir", "workspace_dir"})
     return params
+
+
+def allowed_roots(env_name: str, environ: Mapping[str, str] | None = None) -> list[Path]:
+    """The deployment's roots for a conf-given folder: ``env_name`` (os.pathsep-separated), else
+    the repository. Read from the process environment, never from a run's conf."""
+    environ = os.environ if environ is None else environ
+    text = environ.get(env_name, "")
+    roots = [Path(r).expanduser().resolve() for r in text.split(os.pathsep) if r.strip()]
+    return roots or [REPO_ROOT.resolve()]
+
+
+def check_paths(p: RunParams, from_conf: set[str] | frozenset[str] = frozenset()) -> None:
+    """output_dir and workspace_dir, resolved (symlinks and '..' followed): they must differ and
+    neither may contain the other (a republish archives the output folder; a workspace inside it
+    would be archived as a publication). The ones a run's conf sets (``from_conf``) must lie under
+    the roots the deployment allows (STCLUSTERS_OUTPUT_ROOTS, STCLUSTERS_WORKSPACE_ROOTS)."""
+    out = _under_repo(p.output_dir).resolve()
+    ws = _under_repo(p.workspace_dir).resolve()
+    if out == ws or out in ws.parents or ws in out.parents:
+        raise ConfigError(
+            f"output_dir {p.output_dir!r} ({out}) and workspace_dir {p.workspace_dir!r} ({ws}) must be "
+            "different folders, neither inside the other: set one of them elsewhere"
+        )
+    for name, resolved, env_name in (
+        ("output_dir", out, OUTPUT_ROOTS_ENV),
+        ("workspace_dir", ws, WORKSPACE_ROOTS_ENV),
+    ):
+        if name not in from_conf:
+            continue
+        roots = allowed_roots(env_name)
+        if not any(resolved == r or r in resolved.parents for r in roots):
+            raise ConfigError(
+                f"run conf: {name} {getattr(p, name)!r} resolves to {resolved}, outside the allowed "
+                f"roots ({', '.join(map(str, roots))}). A run's conf may only choose folders under "
+                f"the roots the deployment sets in {env_name} (os.pathsep-separated; default: the "
+                "repository); ask the operator to add a root or leave the parameter unset"
+            )
 
 
 def _check(p: RunParams) -> None:
@@ -258,6 +311,10 @@ def _check(p: RunParams) -> None:
         problems.append(f"robustness must be off, fast or full, got {p.robustness!r}")
     if p.top_n < 1:
         problems.append(f"top_n must be >= 1, got {p.top_n}")
+    if p.max_count_drop < 0 or p.max_count_drop > 1 or p.max_count_jump < 0:
+        problems.append("max_count_drop must be within [0, 1] and max_count_jump >= 0")
+    if p.task_timeout_minutes < 1 or p.keep_validation_runs < 1 or p.lock_wait_seconds < 0:
+        problems.append("task_timeout_minutes and keep_validation_runs must be >= 1, lock_wait_seconds >= 0")
     for name in (
         "min_geocoded_share",
         "major_country_min_share",
@@ -285,6 +342,8 @@ __all__ = [
     "REPO_ROOT",
     "ConfigError",
     "RunParams",
+    "allowed_roots",
+    "check_paths",
     "format_params",
     "load_sources",
     "resolve",

@@ -262,9 +262,14 @@ def write_geojson(path: Path, collection: Mapping[str, Any]) -> None:
     path.write_text('{"type":"FeatureCollection","features":[\n' + features + "\n]}\n", encoding="utf-8")
 
 
+# Fixed writer settings: the same ranking gives the same bytes (docs/methodology.md, "Published precision").
+PARQUET_ROW_GROUP_SIZE = 122_880
+
+
 def write_parquet(path: Path, ranking: pd.DataFrame) -> None:
-    table = pa.Table.from_pandas(ranking.reset_index(drop=True), preserve_index=False)
-    pq.write_table(table, path, compression="zstd")
+    ordered = ranking.sort_values("rank", kind="stable") if "rank" in ranking else ranking
+    table = pa.Table.from_pandas(ordered.reset_index(drop=True), preserve_index=False)
+    pq.write_table(table, path, compression="zstd", row_group_size=PARQUET_ROW_GROUP_SIZE)
 
 
 # --- formatting ---------------------------------------------------------------------------------

@@ -7,16 +7,17 @@ Usable without Airflow: ``python -m stclusters run --conf '{...}'`` calls them i
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import json
 import logging
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from stclusters import config, land, publish, transform, validate
+from stclusters import config, land, publish, runlock, transform, validate
 from stclusters.config import RunParams
 
 log = logging.getLogger(__name__)
@@ -72,10 +73,26 @@ def read_outcome(params: RunParams) -> dict[str, str]:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
 
+def _one_run_per_edition(last: bool = False) -> Callable[[Callable[..., dict]], Callable[..., dict]]:
+    """Hold the edition's workspace for this run while the task runs (stclusters.runlock); the
+    last task (publish) and any failure release it."""
+
+    def wrap(step: Callable[..., dict]) -> Callable[..., dict]:
+        @functools.wraps(step)
+        def run(conf: Mapping[str, Any] | None = None) -> dict:
+            with runlock.hold(config.resolve(conf), step.__name__, release_on_success=last):
+                return step(conf)
+
+        return run
+
+    return wrap
+
+
 def landing_dir(params: RunParams) -> Path:
     return params.workspace / "landing"
 
 
+@_one_run_per_edition()
 def pull(conf: Mapping[str, Any] | None = None) -> dict:
     """Pull both dumps and the gazetteer into the edition's landing folder, convert them to the
     canonical format, and record every landed file (URI, size, sha256, fetch time)."""
@@ -198,6 +215,7 @@ def _to_canonical(
     return [out], conversion
 
 
+@_one_run_per_edition()
 def load(conf: Mapping[str, Any] | None = None) -> dict:
     """Load the landed canonical files and the gazetteer into the edition's DuckDB file."""
     params = _params(conf)
@@ -227,11 +245,13 @@ def load(conf: Mapping[str, Any] | None = None) -> dict:
     }
 
 
+@_one_run_per_edition()
 def build(conf: Mapping[str, Any] | None = None) -> dict:
     """dbt build: staging, geocoding, H3 cells, fractional counts, clusters, ranking, dbt tests."""
     return transform.build(_params(conf))
 
 
+@_one_run_per_edition()
 def validate_gate(conf: Mapping[str, Any] | None = None) -> dict:
     """Great Expectations gate: raises (failing the run) when a critical expectation fails.
     The verdict is the task's last line."""
@@ -252,6 +272,7 @@ def validate_gate(conf: Mapping[str, Any] | None = None) -> dict:
     return result
 
 
+@_one_run_per_edition(last=True)
 def publish_edition(conf: Mapping[str, Any] | None = None) -> dict:
     """Publish the validated edition atomically to <output_dir>/<edition>/. The outcome
     (published / unchanged / republished / refused) is the task's last line."""

@@ -61,6 +61,7 @@ FRAMES: dict[str, tuple[str, tuple[str, ...]]] = {
     "ranking": ("ranking", ("rank", "name")),
     "clusters_summary": ("ranking", ()),
     "stability": ("ranking", ("previous_rank", "name")),
+    "completeness": ("raw", ("layer",)),
 }
 
 
@@ -207,6 +208,7 @@ def build_checks(params: RunParams, frames: dict[str, pd.DataFrame]) -> list[Che
         *_counted_checks(params),
         *_ranking_checks(params, frames),
         *(_stability_checks(params) if "stability" in frames else []),
+        *(_completeness_checks(params) if "completeness" in frames else []),
     ]
 
 
@@ -392,6 +394,7 @@ def run_gate(params: RunParams) -> dict:
     finally:
         con.close()
     stability_note = _add_stability(params, frames)
+    completeness_note = add_completeness(params, frames)
     checks = build_checks(params, frames)
     results = run_checks(run_dir / "gx", checks, frames)
     docs_index = _docs_index(run_dir / "gx")
@@ -399,8 +402,10 @@ def run_gate(params: RunParams) -> dict:
     summary["validated_files"] = validated_files
     summary["data_docs_pages"] = _docs_pages(docs_index)
     summary["stability"] = stability_note
+    summary["completeness"] = completeness_note
     write_summaries(run_dir, summary)
     _write_json_atomic(params.workspace / "validation" / "latest.json", summary)
+    prune_validation_runs(params)
     if not summary["passed"]:
         raise GateFailed(failure_message(summary))
     for w in summary["warnings"]:
@@ -527,8 +532,18 @@ def _docs_index(gx_dir: Path) -> str | None:
 
 
 # Parameters that steer where and how a run works, not what it computes.
-_NOT_FINGERPRINTED = frozenset(
-    {"republish", "output_dir", "workspace_dir", "duckdb_memory_limit", "duckdb_threads"}
+# Parameters that place or tune a run without shaping its data (publish's run fields).
+RUN_ONLY_PARAMETERS = _NOT_FINGERPRINTED = frozenset(
+    {
+        "republish",
+        "output_dir",
+        "workspace_dir",
+        "duckdb_memory_limit",
+        "duckdb_threads",
+        "task_timeout_minutes",
+        "lock_wait_seconds",
+        "keep_validation_runs",
+    }
 )
 
 
@@ -612,6 +627,7 @@ def _markdown(summary: dict) -> str:
         f"- Data Docs: {summary['data_docs']}",
         *(f"  - data_docs/{page}" for page in summary.get("data_docs_pages", [])),
         f"- Stability: {summary.get('stability', 'n/a')}",
+        f"- Completeness: {summary.get('completeness', 'n/a')}",
         "",
     ]
     for title, rows in (
@@ -662,3 +678,119 @@ def copy_reports(summary: dict, dest: Path) -> None:
             shutil.copy2(s, dest / "suites" / s.name)
     if summary.get("data_docs"):
         shutil.copytree(Path(summary["data_docs"]).parent, dest / "data_docs", dirs_exist_ok=True)
+
+
+# --- completeness against the previous edition ---------------------------------------------------
+
+
+def previous_edition_manifest(params: RunParams) -> tuple[Path, dict] | None:
+    """The manifest of the latest edition before this one published in the same output folder
+    from the same source set, or None."""
+    root = params.edition_output.parent
+    candidates = (
+        sorted(
+            (int(p.name), p / "manifest.json")
+            for p in root.iterdir()
+            if p.is_dir()
+            and p.name.isdigit()
+            and int(p.name) < params.edition
+            and (p / "manifest.json").is_file()
+        )
+        if root.is_dir()
+        else []
+    )
+    for _, path in reversed(candidates):
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if (manifest.get("parameters") or {}).get("source_set") == params.source_set:
+            return path, manifest
+    return None
+
+
+def completeness_frame(previous: dict[str, int], current: pd.DataFrame) -> pd.DataFrame:
+    """One row per layer: documents landed now and in the previous edition, and the relative
+    change (-0.4 = 40 % fewer documents)."""
+    rows = []
+    for layer, documents in zip(current["layer"], current["documents_landed"], strict=True):
+        before = previous.get(str(layer))
+        if not before:
+            continue
+        rows.append(
+            {
+                "layer": str(layer),
+                "previous_documents": int(before),
+                "documents": int(documents),
+                "change": (int(documents) - int(before)) / int(before),
+            }
+        )
+    return pd.DataFrame(rows, columns=["layer", "previous_documents", "documents", "change"])
+
+
+def add_completeness(params: RunParams, frames: dict[str, pd.DataFrame]) -> str:
+    """Add the ``completeness`` frame when a previous edition of the same source set is
+    published with its document counts (manifest inputs.layers.<layer>.documents_landed)."""
+    found = previous_edition_manifest(params)
+    if found is None:
+        where = params.edition_output.parent
+        note = f"skipped: no earlier edition of source set {params.source_set!r} in {where}"
+        log.info("completeness checks %s", note)
+        return note
+    path, manifest = found
+    previous = {
+        layer: entry.get("documents_landed")
+        for layer, entry in ((manifest.get("inputs") or {}).get("layers") or {}).items()
+        if entry.get("documents_landed")
+    }
+    if not previous:
+        note = f"skipped: {path} records no document counts (published before they were recorded)"
+        log.info("completeness checks %s", note)
+        return note
+    frame = completeness_frame(previous, frames["raw_layers"])
+    if frame.empty:
+        return f"skipped: no layer in common with {path}"
+    frames["completeness"] = frame
+    return f"compared with {path}"
+
+
+def _completeness_checks(params: RunParams) -> list[Check]:
+    import great_expectations.expectations as gxe
+
+    return [
+        Check(
+            "completeness.documents_not_dropped",
+            "completeness",
+            gxe.ExpectColumnValuesToBeBetween(column="change", min_value=-params.max_count_drop),
+        ),
+        Check(
+            "completeness.documents_not_jumped",
+            "completeness",
+            gxe.ExpectColumnValuesToBeBetween(column="change", max_value=params.max_count_jump),
+            WARNING,
+        ),
+    ]
+
+
+# --- retention -----------------------------------------------------------------------------------
+
+
+def prune_validation_runs(params: RunParams) -> list[Path]:
+    """Keep the newest ``keep_validation_runs`` run folders of the edition's validation (run ids
+    are UTC timestamps, so they sort by time) and always the one latest.json names; remove the
+    others. Returns the removed folders."""
+    root = params.workspace / "validation"
+    latest = latest_summary(params) or {}
+    keep_dir = Path(latest["run_dir"]).name if latest.get("run_dir") else None
+    runs = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    removed = []
+    for run in runs[: max(len(runs) - params.keep_validation_runs, 0)]:
+        if run.name == keep_dir:
+            continue
+        shutil.rmtree(run, ignore_errors=True)
+        removed.append(run)
+    if removed:
+        log.info(
+            "validation runs: removed %d older than the last %d", len(removed), params.keep_validation_runs
+        )
+    return removed

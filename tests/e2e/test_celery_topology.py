@@ -404,7 +404,13 @@ def topology(tmp_path: Path, metadata_db: str, broker_db: int) -> Iterator[Topol
 # --- the test -------------------------------------------------------------------------------------
 # Only for this test, on top of the shared settings: no cron-scheduled run of the DAG (unpausing it
 # would otherwise start this year's edition on the sample source set, into the repo's workspace).
-TEST_ONLY_ENV = {"AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"}
+TEST_ONLY_ENV = {
+    "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+    # the run conf places output_dir and workspace_dir in tmp_path (tests/conftest.py)
+    **{
+        k: os.environ[k] for k in ("STCLUSTERS_OUTPUT_ROOTS", "STCLUSTERS_WORKSPACE_ROOTS") if k in os.environ
+    },
+}
 
 
 def test_edition_runs_on_celery_workers(topology: Topology, tmp_path: Path) -> None:

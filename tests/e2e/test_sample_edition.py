@@ -25,6 +25,14 @@ pytestmark = pytest.mark.e2e
 
 def _airflow_env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "STCLUSTERS_"))}
+    # the deployment's roots for conf-given folders (tests/conftest.py allows the temporary ones)
+    env.update(
+        {
+            k: v
+            for k, v in os.environ.items()
+            if k in ("STCLUSTERS_OUTPUT_ROOTS", "STCLUSTERS_WORKSPACE_ROOTS")
+        }
+    )
     env.update(
         {
             "AIRFLOW_HOME": str(home),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -71,3 +72,76 @@ def test_run_params_is_frozen() -> None:
     p = RunParams()
     with pytest.raises(AttributeError):
         p.top_n = 3  # type: ignore[misc]
+
+
+def test_output_and_workspace_must_differ_and_not_contain_each_other(tmp_path: Path) -> None:
+    same = str(tmp_path / "shared")
+    with pytest.raises(ConfigError, match="must be different folders"):
+        resolve({"output_dir": same, "workspace_dir": same}, environ={})
+    with pytest.raises(ConfigError, match="neither inside the other"):
+        resolve(
+            {"output_dir": str(tmp_path / "out"), "workspace_dir": str(tmp_path / "out" / "ws")}, environ={}
+        )
+    # '..' and symlinks are resolved before the comparison
+    (tmp_path / "out").mkdir()
+    (tmp_path / "alias").symlink_to(tmp_path / "out")
+    with pytest.raises(ConfigError, match="must be different folders"):
+        resolve({"output_dir": str(tmp_path / "out"), "workspace_dir": str(tmp_path / "alias")}, environ={})
+    with pytest.raises(ConfigError, match="must be different folders"):
+        resolve(
+            {"output_dir": str(tmp_path / "x" / ".." / "out"), "workspace_dir": str(tmp_path / "out")},
+            environ={},
+        )
+
+
+def test_conf_folders_must_lie_under_the_deployment_roots(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(config.OUTPUT_ROOTS_ENV, raising=False)
+    monkeypatch.delenv(config.WORKSPACE_ROOTS_ENV, raising=False)
+    # default root: the repository; "../../etc" escapes it
+    with pytest.raises(
+        ConfigError, match=r"run conf: output_dir '\.\./\.\./etc' resolves to .*outside the allowed"
+    ):
+        resolve({"output_dir": "../../etc"}, environ={})
+    with pytest.raises(ConfigError, match=r"workspace_dir .* STCLUSTERS_WORKSPACE_ROOTS"):
+        resolve({"workspace_dir": str(tmp_path / "ws")}, environ={})
+    assert (
+        resolve({"output_dir": "output/sub"}, environ={}).edition_output == REPO / "output" / "sub" / "2023"
+    )
+    monkeypatch.setenv(config.OUTPUT_ROOTS_ENV, f"/nonexistent-root{os.pathsep}{tmp_path}")
+    monkeypatch.setenv(config.WORKSPACE_ROOTS_ENV, str(tmp_path))
+    p = resolve({"output_dir": str(tmp_path / "out"), "workspace_dir": str(tmp_path / "ws")}, environ={})
+    assert p.edition_output == tmp_path / "out" / "2023"
+    with pytest.raises(ConfigError, match="outside the allowed roots"):
+        resolve({"output_dir": str(tmp_path / ".." / "elsewhere")}, environ={})
+    # the deployment's own settings (environment, source set) are not restricted
+    monkeypatch.setenv(config.OUTPUT_ROOTS_ENV, str(tmp_path / "only-here"))
+    outside = resolve({}, environ={"STCLUSTERS_OUTPUT_DIR": str(tmp_path / "deployment-out")})
+    assert outside.output_dir == str(tmp_path / "deployment-out")
+
+
+def test_new_parameters_are_checked() -> None:
+    with pytest.raises(ConfigError, match="max_count_drop"):
+        resolve({"max_count_drop": 1.5}, environ={})
+    with pytest.raises(ConfigError, match="keep_validation_runs"):
+        resolve({"keep_validation_runs": 0}, environ={})
+
+
+def test_dag_task_timeout_default_is_the_run_parameter_default() -> None:
+    text = (REPO / "dags" / "st_clusters.py").read_text(encoding="utf-8")
+    default = re.search(r'"STCLUSTERS_TASK_TIMEOUT_MINUTES", "(\d+)"', text)
+    assert default and int(default.group(1)) == RunParams.task_timeout_minutes
+    assert '"execution_timeout": TASK_TIMEOUT' in text
+
+
+def test_every_dag_task_has_the_execution_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    import runpy
+    from datetime import timedelta
+
+    monkeypatch.setenv("STCLUSTERS_TASK_TIMEOUT_MINUTES", "7")
+    dag = runpy.run_path(str(REPO / "dags" / "st_clusters.py"))["st_clusters"]()
+    assert {t.task_id: t.execution_timeout for t in dag.tasks} == {
+        t.task_id: timedelta(minutes=7) for t in dag.tasks
+    }
+    assert len(dag.tasks) == 6

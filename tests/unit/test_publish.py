@@ -161,3 +161,149 @@ def test_a_republish_conflict_is_known_before_the_build(published: config.RunPar
     # parameters that do not shape the data, or republish=true: no refusal
     assert publish.refusal_before_build(config.resolve({**conf, "duckdb_threads": 1}), inputs) is None
     assert publish.refusal_before_build(config.resolve({**conf, "republish": True}), other_inputs) is None
+
+
+def _with(params: config.RunParams, **changes: object) -> config.RunParams:
+    return config.resolve({**{k: v for k, v in params.as_dict().items() if v is not None}, **changes})
+
+
+def test_a_change_in_any_published_file_or_input_is_not_unchanged(
+    published: config.RunParams, edition_sql
+) -> None:
+    before = tree_hashes(published.edition_output)
+    # the profiles change, the three validated CSVs do not: still a different publication
+    edition_sql(published, "update main.profiles set item = 'Someone Else' where cluster_rank = 1")
+    with pytest.raises(PublishError, match=r"profiles\.parquet: changed.*republish=true"):
+        publish.publish_edition(published)
+    assert tree_hashes(published.edition_output) == before
+    edition_sql(
+        published,
+        "update main.profiles set item = case when layer = 'patents' then 'Acme' else 'Univ' end "
+        "where cluster_rank = 1",
+    )
+    assert publish.publish_edition(published)["outcome"].startswith("unchanged")
+    # an input with other bytes (its sha256), every published file the same
+    edition_sql(published, "update raw.landed_files set sha256 = repeat('0', 64) where layer = 'patents'")
+    with pytest.raises(PublishError, match=r"inputs: layers patents changed"):
+        publish.publish_edition(published)
+    outcome = publish.publish_edition(_with(published, republish=True))["outcome"]
+    assert outcome.startswith("republished")
+    manifest = json.loads((published.edition_output / "manifest.json").read_text())
+    assert {f["sha256"] for f in manifest["inputs"]["layers"]["patents"]["files"]} == {"0" * 64}
+
+
+def test_report_differs_only_in_run_fields_between_runs(published: config.RunParams) -> None:
+    """A second gate run (new run id) and other run-only parameters: still 'unchanged'."""
+    validate.run_gate(published)
+    other = _with(published, duckdb_threads=3, duckdb_memory_limit="1GB")
+    assert publish.publish_edition(other)["outcome"].startswith("unchanged")
+
+
+def test_stale_staging_is_removed_and_an_interrupted_republish_is_rolled_back(
+    published: config.RunParams,
+) -> None:
+    target = published.edition_output
+    before = tree_hashes(target)
+    stale = target.parent / ".staging-2023-4194999"
+    (stale / "validation").mkdir(parents=True)
+    (stale / "ranking.csv").write_text("half written\n")
+    # the first rename of a republish, then a crash: no current edition, only the archive
+    archived = publish._archive_current(published, target)
+    assert not target.exists() and archived.is_dir()
+    assert publish.publish_edition(published)["outcome"].startswith("unchanged")
+    assert not stale.exists()
+    assert tree_hashes(target) == before
+    assert not list(target.parent.glob(".republish-*")) and not archived.exists()
+    assert publish.verify(target) == []
+
+
+def _keypair(tmp_path: Path) -> tuple[Path, Path]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    private = tmp_path / "signing.pem"
+    public = tmp_path / "signing.pub.pem"
+    private.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    public.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return private, public
+
+
+def _edit_file_and_manifest(edition: Path) -> None:
+    """An attacker's edit: a published file and its sha256 in the manifest, together."""
+    ranking = edition / "ranking.csv"
+    ranking.write_text(ranking.read_text().replace("Tokyo", "Atlantis"))
+    manifest = json.loads((edition / "manifest.json").read_text())
+    manifest["files"]["ranking.csv"] = publish.sha256_file(ranking)
+    manifest["validation"]["validated_files"]["ranking.csv"] = publish.sha256_file(ranking)
+    (edition / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
+def test_signed_manifest_catches_a_file_and_manifest_edited_together(
+    small_edition, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    private, public = _keypair(tmp_path)
+    monkeypatch.setenv(publish.SIGNING_KEY_FILE_ENV, str(private))
+    params = small_edition()
+    validate.run_gate(params)
+    publish.publish_edition(params)
+    edition = params.edition_output
+    assert (edition / "manifest.json.sig").is_file()
+    assert publish.verify(edition, public) == []
+    assert any("no public key was given" in p for p in publish.verify(edition))
+    unsigned = tmp_path / "unsigned"
+    shutil.copytree(edition, unsigned)
+    (unsigned / "manifest.json.sig").unlink()
+    assert any("MISSING: a public key was given" in p for p in publish.verify(unsigned, public))
+    _edit_file_and_manifest(unsigned)
+    assert publish.verify(unsigned) == []  # unsigned: the consistent forgery goes unnoticed
+    _edit_file_and_manifest(edition)
+    assert [p for p in publish.verify(edition, public) if "BAD SIGNATURE" in p]
+    env = {**os.environ, "PYTHONPATH": str(config.REPO_ROOT / "plugins")}
+    env.pop(publish.SIGNING_KEY_FILE_ENV, None)
+    cmd = [
+        sys.executable,
+        "-m",
+        "stclusters",
+        "verify",
+        "--edition",
+        "2023",
+        "--output-dir",
+        params.output_dir,
+    ]
+    bad = subprocess.run([*cmd, "--public-key", str(public)], capture_output=True, text=True, env=env)
+    assert bad.returncode == 1 and "BAD SIGNATURE" in bad.stdout
+
+
+def test_verify_refuses_manifest_paths_outside_the_edition(
+    published: config.RunParams, tmp_path: Path
+) -> None:
+    copy = tmp_path / "copy" / "2023"
+    shutil.copytree(published.edition_output, copy)
+    secret = tmp_path / "copy" / "secret.txt"
+    secret.write_text("not part of the edition\n")
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["files"]["../secret.txt"] = publish.sha256_file(secret)
+    manifest["files"]["/etc/hostname"] = "0" * 64
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    problems = publish.verify(copy)
+    assert sorted(p.split(":")[0] for p in problems if "OUTSIDE" in p) == ["../secret.txt", "/etc/hostname"]
+    assert len(problems) == 2
+
+
+def test_a_previous_edition_published_later_keeps_the_rerun_unchanged(published: config.RunParams) -> None:
+    """A backfill may publish E-1 after E: E's re-run then has another edition diff (and report),
+    but the same inputs and data files: unchanged, the published diff and report are kept."""
+    target = published.edition_output
+    before = tree_hashes(target)
+    shutil.copytree(target, target.parent / "2022")
+    assert publish.publish_edition(published)["outcome"].startswith("unchanged")
+    assert tree_hashes(target) == before

@@ -99,3 +99,58 @@ def test_stability_problems_are_warnings_only(small_edition) -> None:
     assert [w["check"] for w in summary["warnings"]] == ["stability.top10_still_ranked"]
     assert "Atlantis" in json.dumps(summary["warnings"][0]["failing_rows"])
     assert "## Warnings" in (Path(summary["run_dir"]) / "summary.md").read_text()
+
+
+def _previous_manifest(
+    params, edition: int, documents: dict[str, int], source_set: str | None = None
+) -> Path:
+    folder = params.edition_output.parent / str(edition)
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest = {
+        "parameters": {"source_set": source_set or params.source_set},
+        "inputs": {"layers": {layer: {"documents_landed": n} for layer, n in documents.items()}},
+    }
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder
+
+
+def test_document_count_drop_against_the_previous_edition_blocks(small_edition) -> None:
+    params = small_edition()  # 5 patents, 3 publications landed
+    _previous_manifest(params, 2022, {"patents": 20, "publications": 3})
+    with pytest.raises(GateFailed, match=r"completeness\.documents_not_dropped"):
+        validate.run_gate(params)
+    summary = validate.latest_summary(params)
+    failed = summary["critical_failures"][0]
+    assert failed["check"] == "completeness.documents_not_dropped"
+    assert "patents" in json.dumps(failed["failing_rows"])
+    assert "2022/manifest.json" in summary["completeness"]
+
+
+def test_document_count_jump_warns_and_drop_within_share_passes(small_edition) -> None:
+    params = small_edition()
+    # patents 5 vs 8: -37.5 %, within max_count_drop=0.5; publications 3 vs 1: +200 % > 100 %
+    _previous_manifest(params, 2022, {"patents": 8, "publications": 1})
+    result = validate.run_gate(params)
+    assert result["passed"] is True
+    summary = validate.latest_summary(params)
+    assert [w["check"] for w in summary["warnings"]] == ["completeness.documents_not_jumped"]
+
+
+def test_completeness_compares_only_the_same_source_set_and_skips_without_counts(small_edition) -> None:
+    params = small_edition()
+    _previous_manifest(params, 2022, {"patents": 1000, "publications": 1000}, source_set="other")
+    assert validate.run_gate(params)["passed"] is True
+    assert "skipped" in validate.latest_summary(params)["completeness"]
+    # the run parameter moves the threshold: a 50 % drop fails with max_count_drop=0.1
+    strict = small_edition(max_count_drop=0.1)
+    _previous_manifest(strict, 2021, {"patents": 10, "publications": 3})
+    with pytest.raises(GateFailed, match="completeness"):
+        validate.run_gate(strict)
+
+
+def test_validation_runs_are_pruned_to_the_last_n(small_edition) -> None:
+    params = small_edition(keep_validation_runs=2)
+    run_dirs = [Path(validate.run_gate(params)["run_dir"]) for _ in range(4)]
+    left = sorted(p for p in (params.workspace / "validation").iterdir() if p.is_dir())
+    assert left == run_dirs[-2:]
+    assert Path(validate.latest_summary(params)["run_dir"]) == run_dirs[-1]

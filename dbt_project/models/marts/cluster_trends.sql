@@ -32,7 +32,7 @@ world as (
     select
         layer,
         publication_year,
-        sum(weight) as world_count
+        {{ published_count('sum(weight)') }} as world_count
     from addresses
     group by layer, publication_year
 
@@ -44,7 +44,7 @@ per_cluster as (
         layer,
         cluster_id,
         publication_year,
-        sum(weight) as document_count
+        {{ published_count('sum(weight)') }} as document_count
     from addresses
     where cluster_id is not null
     group by layer, cluster_id, publication_year
@@ -61,7 +61,8 @@ final as (
         cast(layer_years.publication_year as integer) as publication_year,
         coalesce(per_cluster.document_count, 0) as document_count,
         coalesce(world.world_count, 0) as world_count,
-        coalesce(per_cluster.document_count, 0) / nullif(world.world_count, 0) as world_share
+        {{ published_share('coalesce(per_cluster.document_count, 0) / nullif(world.world_count, 0)') }}
+            as world_share
     from clusters
     cross join layer_years
     left join per_cluster

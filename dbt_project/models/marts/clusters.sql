@@ -14,6 +14,25 @@ named as (
 
 ),
 
+rounded as (
+
+    -- published precision first (macros/published_precision.sql): the rank is then taken on
+    -- the published values, the same at any DuckDB thread count
+    select
+        cluster_id,
+        {{ published_count('pct_count') }} as pct_count,
+        {{ published_share('pct_share') }} as pct_share,
+        {{ published_count('pub_count') }} as pub_count,
+        {{ published_share('pub_share') }} as pub_share,
+        {{ published_share('score') }} as score,
+        {{ published_degrees('latitude') }} as latitude,
+        {{ published_degrees('longitude') }} as longitude,
+        n_cells,
+        population
+    from measured
+
+),
+
 ranked as (
 
     select
@@ -25,7 +44,7 @@ ranked as (
         row_number() over (
             order by measured.score desc, measured.pct_count desc, measured.cluster_id asc
         ) as rank
-    from measured
+    from rounded as measured
     inner join named on measured.cluster_id = named.cluster_id
 
 ),
@@ -35,7 +54,8 @@ with_intensity as (
     select
         ranked.*,
         case
-            when ranked.population > 0 then (ranked.pct_count + ranked.pub_count) / ranked.population * 1e6
+            when ranked.population > 0
+                then {{ published_count('(ranked.pct_count + ranked.pub_count) / ranked.population * 1e6') }}
         end as documents_per_million
     from ranked
 

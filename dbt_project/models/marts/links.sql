@@ -25,7 +25,7 @@ pairs as (
         a.layer,
         a.cluster_id as cluster_a_id,
         b.cluster_id as cluster_b_id,
-        sum(a.cluster_weight * b.cluster_weight) as link_weight,
+        {{ published_count('sum(a.cluster_weight * b.cluster_weight)') }} as link_weight,
         count(*) as n_documents
     from document_clusters as a
     inner join document_clusters as b
@@ -49,12 +49,14 @@ final as (
         cluster_b.name as cluster_b_name,
         pairs.link_weight,
         pairs.n_documents,
-        pairs.link_weight
-        / nullif(case when pairs.layer = 'patents' then cluster_a.pct_count else cluster_a.pub_count end, 0)
-            as share_of_a,
-        pairs.link_weight
-        / nullif(case when pairs.layer = 'patents' then cluster_b.pct_count else cluster_b.pub_count end, 0)
-            as share_of_b
+        {{ published_share(
+            "pairs.link_weight / nullif(case when pairs.layer = 'patents' then cluster_a.pct_count "
+            ~ "else cluster_a.pub_count end, 0)"
+        ) }} as share_of_a,
+        {{ published_share(
+            "pairs.link_weight / nullif(case when pairs.layer = 'patents' then cluster_b.pct_count "
+            ~ "else cluster_b.pub_count end, 0)"
+        ) }} as share_of_b
     from pairs
     inner join clusters as cluster_a on pairs.cluster_a_id = cluster_a.cluster_id
     inner join clusters as cluster_b on pairs.cluster_b_id = cluster_b.cluster_id

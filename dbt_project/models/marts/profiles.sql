@@ -179,7 +179,7 @@ ranked as (
                     when items.facet = 'collaboration'
                         then list_position(['local', 'domestic', 'international'], items.item_key)
                 end asc,
-                items.item_count desc,
+                {{ published_count('items.item_count') }} desc,
                 items.item asc,
                 items.item_key asc
         ) as item_rank
@@ -198,8 +198,8 @@ final as (
         ranked.item_rank,
         ranked.item,
         ranked.item_key,
-        ranked.item_count,
-        ranked.item_count / nullif(cluster_layers.layer_count, 0) as item_share
+        {{ published_count('ranked.item_count') }} as item_count,
+        {{ published_share('ranked.item_count / nullif(cluster_layers.layer_count, 0)') }} as item_share
     from ranked
     inner join clusters on ranked.cluster_id = clusters.cluster_id
     inner join cluster_layers
