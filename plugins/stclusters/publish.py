@@ -51,8 +51,9 @@ VERIFY_KEY_FILE_ENV = "STCLUSTERS_VERIFY_KEY_FILE"
 # The files the validation gate exports and vouches for.
 DATA_FILES = ("ranking.csv", "clusters.csv", "cluster_cells.csv")
 # Run records: they describe a run (its time, the gate's run id, GX's Data Docs with their run
-# timestamps, our own validation page of that run), not the data. Every other published file depends only on the inputs, the
-# parameters and the code, and is byte-identical across runs (tests/e2e/test_rerun_bytes.py).
+# timestamps, our own validation page of that run), not the data. Every other published file
+# depends only on the inputs, the parameters and the code, and is byte-identical across runs
+# (tests/e2e/test_rerun_bytes.py).
 RUN_RECORDS = (MANIFEST, SIGNATURE, "validation/", "validation.html")
 # The manifest's run fields (docs/operations.md, "Byte-identical reruns"): they differ between
 # two runs of the same inputs; everything else in the manifest is the same.
