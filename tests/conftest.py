@@ -83,11 +83,11 @@ landed as (
 )
 select t.layer, landed.* exclude (layer), t.* exclude (layer)
 from (values
-    ('patents', 5, 5, 5.0, 0.0, 0, 0.0, 0, 5.0, 5.0, 0.0),
-    ('publications', 3, 3, 3.0, 0.0, 0, 0.0, 0, 3.0, 3.0, 0.0)
+    ('patents', 5, 5, 5.0, 0.0, 0, 0.0, 0, 5.0, 5.0, 0.0, 0, 0.0),
+    ('publications', 3, 3, 3.0, 0.0, 0, 0.0, 0, 3.0, 3.0, 0.0, 0, 0.0)
 ) as t(layer, documents_landed, documents_counted, weight_counted, conservation_error,
        documents_out_of_window, out_of_window_share, documents_duplicated, weight_located,
-       weight_in_cells, cells_conservation_error)
+       weight_in_cells, cells_conservation_error, addresses_in_other_country, other_country_share)
 inner join landed on t.layer = landed.layer;
 create or replace table main.geocoding_coverage as
 select * from (values

@@ -126,8 +126,8 @@ def test_saved_api_page_geocodes_from_raw_affiliations(tmp_path: Path) -> None:
         ("Tsinghua University", "Beijing", "100084", "CN"),
         ("Chinese Academy of Sciences", "Beijing", "", "CN"),
         ("Fraunhofer Institute for Solar Energy Systems", "Freiburg", "79110", "DE"),
-        ("University of Hong Kong", "Pokfulam", "", "HK"),
-        ("Osaka University", "Osaka", "565-0871", "JP"),
+        ("University of Hong Kong", "Hong Kong", "", "HK"),  # Pokfulam: no GeoNames place of its own
+        ("Osaka University", "Suita", "565-0871", "JP"),  # "Suita, Osaka 565-0871": Osaka the prefecture
     ]
     assert report.quarantined == []
 

@@ -284,7 +284,7 @@ def geocoded(built: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -
         built,
         max_quarantine_share=1.0,
     )
-    run_dbt(params, "build", ["--select", "+geocoding_coverage"])
+    run_dbt(params, "build", ["--select", "+geocoding_coverage", "+check_summaries"])
     return duckdb.connect(str(params.duckdb_path), read_only=True)
 
 
@@ -322,6 +322,10 @@ def _geocode(con: duckdb.DuckDBPyConnection, country: str, city: str | None, reg
         ("JP", "Kawasaki-shi, Kanagawa", None, ("city", 1859642, "JP", None)),
         ("CN", "Hong Kong", None, ("city", 1819729, "HK", None)),  # filed under CN
         ("US", None, "CA", ("region", 5368361, "US", None)),  # largest place of California
+        # a region's namesake city stands for it (Shizuoka city, not the larger Hamamatsu)
+        ("JP", None, "Shizuoka", ("region", 1851717, "JP", None)),
+        # Ibaraki prefecture: Mito, not the Tokyo ward GeoNames files under Ibaraki (corrected)
+        ("JP", None, "Ibaraki", ("region", 2111901, "JP", None)),
         ("DE", "Xyzzyville", None, ("unmatched", None, None, "unknown_city")),
         ("AQ", "McMurdo", None, ("unmatched", None, None, "unknown_country")),
         ("US", None, None, ("unmatched", None, None, "invalid_coordinates")),  # (0, 0)
@@ -386,6 +390,28 @@ def test_coverage_mart_totals_and_shares(geocoded) -> None:
     # publications: the AQ article's address is the only unmatched one of its two
     assert by_key[("publications", "AQ")][7] == pytest.approx(1.0)
     assert by_key[("publications", "GB")][4] == pytest.approx(1.0)  # postal code
+    # rows at city level or finer: Tokyo and Kyoto; the two region-only JP addresses are not
+    n, n_city, share = geocoded.execute(
+        "select n_addresses, n_addresses_city_level, address_city_level_share from geocoding_coverage"
+        " where layer = 'publications' and country = 'JP'"
+    ).fetchone()
+    assert (n, n_city) == (4, 2) and share == pytest.approx(0.5)
     # documents outside the window (2016) and meeting abstracts are not counted
-    assert by_key[("publications", "*")][1] == pytest.approx(9.0)
+    assert by_key[("publications", "*")][1] == pytest.approx(10.0)
     assert by_key[("patents", "*")][1] == pytest.approx(6.0)
+
+
+@pytest.mark.e2e
+def test_corrected_gazetteer_entry(geocoded) -> None:
+    """The seed gazetteer_corrections puts GeoNames 11836117 (Suginami) back in Tokyo."""
+    assert geocoded.execute(
+        "select admin1_code, round(latitude, 2), round(longitude, 2) from stg_gazetteer__places"
+        " where geonameid = 11836117"
+    ).fetchone() == ("40", 35.70, 139.64)
+
+
+@pytest.mark.e2e
+def test_addresses_placed_in_another_country_are_counted(geocoded) -> None:
+    """Coordinates in Paris under country DE count; Hong Kong filed under CN does not."""
+    rows = dict(geocoded.execute("select layer, addresses_in_other_country from check_summaries").fetchall())
+    assert rows == {"patents": 0, "publications": 1}

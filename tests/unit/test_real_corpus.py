@@ -2,9 +2,8 @@
 
 The provenance (repository, path, commit, licence, sha256) is committed in
 tests/fixtures/real/corpus.yml; the exported files themselves are not (they are other projects'
-data: see tests/fixtures/real/README.md, "Where the files live"). The tests look for them in
-$STCLUSTERS_REAL_CORPUS, then tests/fixtures/real/ (git-ignored copies), then
-../shared/real-data/corpus/ beside the checkout, and skip, saying where to put them, when absent.
+data: see tests/fixtures/real/README.md, "Where the files live"). Where the tests look for them:
+tests/realcorpus.py; they skip, saying where to put them, when absent.
 
 Record counts are taken independently of the adapters (PT lines, tab rows, API results, JSON
 lines); the adapters must sniff every file, read every record, and write canonical rows only for
@@ -18,33 +17,15 @@ import csv
 import gzip
 import hashlib
 import json
-import os
 import re
 from pathlib import Path
 
 import pytest
-import yaml
 
+from realcorpus import CORPUS, ENTRIES, PROVENANCE, needs_corpus
 from stclusters.formats import FormatError, convert, sniff
 
-PROVENANCE = Path(__file__).resolve().parents[1] / "fixtures" / "real"
-ENTRIES = yaml.safe_load((PROVENANCE / "corpus.yml").read_text(encoding="utf-8"))["files"]
-
-
-def corpus_dir() -> Path:
-    """The first folder that holds the corpus files (module docstring); the last tried if none."""
-    env = os.environ.get("STCLUSTERS_REAL_CORPUS")
-    tried = [Path(env)] if env else []
-    tried += [PROVENANCE, PROVENANCE.parents[2].parent / "shared" / "real-data" / "corpus"]
-    return next((d for d in tried if (d / ENTRIES[0]["file"]).is_file()), tried[-1])
-
-
-CORPUS = corpus_dir()
-pytestmark = pytest.mark.skipif(
-    not (CORPUS / ENTRIES[0]["file"]).is_file(),
-    reason=f"the real-export corpus is not on this machine: put the files of {PROVENANCE}/corpus.yml "
-    "in ../shared/real-data/corpus/ or set STCLUSTERS_REAL_CORPUS",
-)
+pytestmark = needs_corpus
 FORMATS = {"wos-plain": "wos", "wos-tab": "wos", "openalex-api": "openalex", "openalex-jsonl": "openalex"}
 KEYS = {"file", "repo", "path", "commit", "licence", "format", "encoding", "newline", "records"}
 LINE_END = re.compile(r"\r\n|\r|\n")  # str.splitlines would also split on \x1c, \u2028... inside fields

@@ -189,6 +189,7 @@ region_codes as (
     select
         region_strings.country,
         region_strings.region,
+        regions.region_key,
         regions.admin1_code
     from region_strings
     inner join regions
@@ -202,6 +203,7 @@ searched as (
 
     select
         to_search.*,
+        region_codes.region_key,
         region_codes.admin1_code as region_admin1
     from to_search
     left join region_codes
@@ -378,12 +380,15 @@ city_located as (
 
 ),
 
--- region step: the most populous place of the region stands for it
+-- region step: the region's namesake city stands for it when it is at least half as populous as
+-- the region's largest place (Shizuoka prefecture -> Shizuoka city, its capital, not Hamamatsu;
+-- Quebec -> Montreal, Yamanashi -> Kofu); otherwise the most populous place of the region
 region_seats as (
 
     select
         country_code,
         admin1_code,
+        max(population) as max_population,
         arg_max(geonameid, { 'population': population, 'tie': -geonameid }) as geonameid
     from places
     where admin1_code is not null
@@ -391,16 +396,56 @@ region_seats as (
 
 ),
 
+searched_regions as (
+
+    select distinct
+        country,
+        region_key,
+        region_admin1
+    from searched
+    where region_admin1 is not null
+
+),
+
+region_namesakes as (
+
+    select
+        searched_regions.country,
+        searched_regions.region_key,
+        arg_max(places.geonameid, { 'population': places.population, 'tie': -places.geonameid }) as geonameid
+    from searched_regions
+    inner join region_seats
+        on
+            searched_regions.country = region_seats.country_code
+            and searched_regions.region_admin1 = region_seats.admin1_code
+    inner join place_names
+        on
+            searched_regions.region_key = place_names.name_key
+            and place_names.is_main_name
+    inner join places
+        on
+            place_names.geonameid = places.geonameid
+            and searched_regions.country = places.country_code
+            and searched_regions.region_admin1 = places.admin1_code
+    where places.population >= 0.5 * region_seats.max_population
+    group by searched_regions.country, searched_regions.region_key
+
+),
+
 region_located as (
 
     select
         searched.address_key,
-        region_seats.geonameid
+        coalesce(region_namesakes.geonameid, region_seats.geonameid) as geonameid
     from searched
     inner join region_seats
         on
             searched.country = region_seats.country_code
             and searched.region_admin1 = region_seats.admin1_code
+    left join region_namesakes
+        on
+            searched.country = region_namesakes.country
+            and searched.region_key = region_namesakes.region_key
 
 ),
 

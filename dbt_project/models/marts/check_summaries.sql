@@ -32,6 +32,12 @@ cells as (
 
 ),
 
+geocoded as (
+
+    select * from {{ ref('int_addresses_geocoded') }}
+
+),
+
 staged as (
 
     select
@@ -166,6 +172,28 @@ cell_weight as (
 
 ),
 
+-- counted address rows placed in another country than the one read from the export; Hong Kong
+-- and Macao filed under China (and the reverse) are not counted (docs/geocoding.md, CN/HK/MO)
+other_country as (
+
+    select
+        layers.layer,
+        count(addresses.address_key) as n_address_rows,
+        count(addresses.address_key) filter (
+            where
+            geocoded.place_country <> addresses.country
+            and not (
+                addresses.country in ('CN', 'HK', 'MO')
+                and geocoded.place_country in ('CN', 'HK', 'MO')
+            )
+        ) as addresses_in_other_country
+    from layers
+    left join addresses on layers.layer = addresses.layer
+    left join geocoded on addresses.address_key = geocoded.address_key
+    group by layers.layer
+
+),
+
 final as (
 
     select
@@ -187,12 +215,16 @@ final as (
         abs(counted.weight_counted - document_stats.documents_counted) as conservation_error,
         document_stats.documents_out_of_window
         / greatest(document_stats.documents_landed, 1) as out_of_window_share,
-        abs(cell_weight.weight_in_cells - located_weight.weight_located) as cells_conservation_error
+        abs(cell_weight.weight_in_cells - located_weight.weight_located) as cells_conservation_error,
+        other_country.addresses_in_other_country,
+        other_country.addresses_in_other_country
+        / greatest(other_country.n_address_rows, 1) as other_country_share
     from document_stats
     inner join row_stats on document_stats.layer = row_stats.layer
     inner join counted on document_stats.layer = counted.layer
     inner join located_weight on document_stats.layer = located_weight.layer
     inner join cell_weight on document_stats.layer = cell_weight.layer
+    inner join other_country on document_stats.layer = other_country.layer
 
 )
 

@@ -34,6 +34,9 @@ per_country as (
         country,
         count(*) as n_addresses,
         count(*) filter (where geo_precision <> 'unmatched') as n_addresses_geocoded,
+        count(*) filter (
+            where geo_precision in ('coordinates', 'postal_code', 'city')
+        ) as n_addresses_city_level,
         sum(weight) as weight,
         coalesce(sum(weight) filter (where geo_precision <> 'unmatched'), 0) as weight_geocoded,
         coalesce(sum(weight) filter (where geo_precision = 'coordinates'), 0) as weight_coordinates,
@@ -53,6 +56,7 @@ per_layer as (
         '*' as country,
         sum(n_addresses) as n_addresses,
         sum(n_addresses_geocoded) as n_addresses_geocoded,
+        sum(n_addresses_city_level) as n_addresses_city_level,
         sum(weight) as weight,
         sum(weight_geocoded) as weight_geocoded,
         sum(weight_coordinates) as weight_coordinates,
@@ -88,7 +92,9 @@ final as (
         weight_postal_code / weight as postal_code_share,
         weight_city / weight as city_share,
         weight_region / weight as region_share,
-        weight_unmatched / weight as unmatched_share
+        weight_unmatched / weight as unmatched_share,
+        cast(n_addresses_city_level as bigint) as n_addresses_city_level,
+        n_addresses_city_level / n_addresses as address_city_level_share
     from aggregated
 
 )
