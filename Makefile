@@ -18,7 +18,7 @@ export PYTHONPATH := $(CURDIR)/plugins
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DO_NOT_TRACK := 1
 
-.PHONY: setup run test test-unit test-e2e lint verify bench docs sample clean airflow airflow-stop
+.PHONY: setup run test test-unit test-e2e lint verify bench docs sample clean clean-workspace airflow airflow-stop
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -92,3 +92,12 @@ sample: $(BIN)/.installed
 
 clean:
 	rm -rf workspace output .airflow
+
+## clean-workspace: landing files no landed.json references, dead loads' .loading-<pid> files,
+## validation runs but the newest keep_validation_runs and latest.json's, in every edition of WORKSPACE (docs/data-formats.md, "Retention")
+WORKSPACE ?= workspace
+clean-workspace:
+	@if [ -d "$(WORKSPACE)" ]; then \
+		$(BIN)/python -c 'import sys; from stclusters.tasks import clean_workspace; \
+			print(f"clean-workspace: removed {len(clean_workspace(sys.argv[1]))} file(s)/folder(s)")' "$(WORKSPACE)"; \
+	else echo "no $(WORKSPACE)/: nothing to clean"; fi

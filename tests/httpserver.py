@@ -29,6 +29,8 @@ class Route:
     chunk_size: int = 16384
     etag: str | None = None
     last_modified: str | None = None
+    announce_length: int | None = None  # the Content-Length sent instead of the body's (a lying server)
+    headers: dict[str, str] | None = None  # extra response headers (e.g. Repr-Digest, Content-MD5)
 
 
 class LoopbackServer:
@@ -113,7 +115,9 @@ class LoopbackServer:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
-                self._headers(route, len(route.body))
+                self._headers(
+                    route, len(route.body) if route.announce_length is None else route.announce_length
+                )
                 truncate = route.truncate_first < 0 or before < route.truncate_first
                 body = route.body[: len(route.body) // 2] if truncate else route.body
                 for i in range(0, len(body), route.chunk_size):
@@ -134,6 +138,8 @@ class LoopbackServer:
                     self.send_header("ETag", route.etag)
                 if route.last_modified:
                     self.send_header("Last-Modified", route.last_modified)
+                for name, value in (route.headers or {}).items():
+                    self.send_header(name, value)
                 self.end_headers()
 
         return Handler

@@ -94,6 +94,8 @@ class RunParams:
     """Gate warning: a previous top-10 cluster moving more than this many ranks."""
     max_quarantine_share: float = 0.01
     """Load fails when a file's share of quarantined rows is above this."""
+    max_input_gib: float = 20.0
+    """Pull refuses a landed file above this many GiB once decompressed (bounded reads)."""
     max_out_of_window_share: float = 0.0
     """Gate: share of documents outside the edition's window tolerated in a dump."""
     republish: bool = False
@@ -141,9 +143,15 @@ class RunParams:
         value = getattr(self, f"{layer}_uri")
         if not value:
             raise ConfigError(f"no {layer}_uri: set it in the run conf or in source set {self.source_set!r}")
-        if isinstance(value, list | tuple):
-            return [str(v).format(edition=self.edition) for v in value]
-        return str(value).format(edition=self.edition)
+        try:
+            if isinstance(value, list | tuple):
+                return [str(v).format(edition=self.edition) for v in value]
+            return str(value).format(edition=self.edition)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ConfigError(
+                f"{layer}_uri {value!r}: {exc.__class__.__name__} {exc} in its placeholders; the only "
+                "placeholder allowed is {edition} (write {{ and }} for literal braces)"
+            ) from exc
 
     def dbt_vars(self) -> dict[str, Any]:
         """The variables every dbt model reads (dbt_project.yml declares the same names)."""
@@ -309,6 +317,8 @@ def _check(p: RunParams) -> None:
         problems.append(f"profiles_top_k must be >= 1, got {p.profiles_top_k}")
     if p.robustness not in ("off", "fast", "full"):
         problems.append(f"robustness must be off, fast or full, got {p.robustness!r}")
+    if p.max_input_gib <= 0:
+        problems.append(f"max_input_gib must be > 0, got {p.max_input_gib}")
     if p.top_n < 1:
         problems.append(f"top_n must be >= 1, got {p.top_n}")
     if p.max_count_drop < 0 or p.max_count_drop > 1 or p.max_count_jump < 0:

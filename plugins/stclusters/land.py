@@ -13,11 +13,15 @@ complete, so a failed load leaves the previous database as it was.
 
 from __future__ import annotations
 
+import csv
 import gzip
 import logging
 import os
-from dataclasses import dataclass
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import duckdb
 
@@ -100,33 +104,148 @@ _TYPED_SELECT = {
 }
 
 
+MAX_HEADER_BYTES = 64 * 1024  # a header line longer than this is not a canonical header
+MAX_LINE_BYTES = 4 * 1024 * 1024  # above DuckDB's default max_line_size (2 MB): such a line is never a row
+_COLUMN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_ .-]{0,63}$")
+
+
+def _open_binary(path: Path) -> IO[bytes]:
+    with open(path, "rb") as fh:
+        magic = fh.read(2)
+    return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
+
+
 def read_header(path: Path) -> list[str]:
-    """The header of a canonical CSV (plain or gzip); a clear error for empty or broken files."""
-    opener = gzip.open if path.name.endswith(".gz") else open
+    """The header of a canonical CSV (plain or gzip); a clear error for empty or broken files.
+
+    The read is bounded (MAX_HEADER_BYTES) and only the header line is decoded: a broken byte
+    in a data row is that row's problem (quarantined at load), not the header's.
+    """
     try:
-        with opener(path, "rt", encoding="utf-8-sig", newline="") as fh:
-            first = fh.readline()
-    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        with _open_binary(path) as fh:
+            first = fh.readline(MAX_HEADER_BYTES + 1)
+    except (OSError, EOFError) as exc:
         raise LoadError(f"{path}: cannot read the header line: {exc}") from exc
-    if not first.strip():
+    if len(first) > MAX_HEADER_BYTES:
+        raise LoadError(
+            f"{path}: line 1 (header) is longer than {MAX_HEADER_BYTES} bytes: not a canonical header "
+            "(is this a CSV file?)"
+        )
+    try:
+        text = first.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise LoadError(
+            f"{path}: line 1 (header) is not valid UTF-8 (byte {exc.start}): the file must be UTF-8"
+        ) from exc
+    if not text.strip():
         raise LoadError(f"{path}: file is empty (no header line)")
-    return [c.strip().strip('"') for c in first.rstrip("\r\n").split(",")]
+    return [c.strip().strip('"') for c in text.rstrip("\r\n").split(",")]
 
 
-def check_header(path: Path, layer: str) -> None:
+def _shown(names: list[str]) -> str:
+    """Column names for an error message; anything that does not look like a column name is not
+    echoed (a file that is not a dump must not have its content copied into the logs)."""
+    shown = [n for n in names if _COLUMN_NAME.match(n)]
+    hidden = len(names) - len(shown)
+    return f"{shown}" + (f" and {hidden} more that are not column names (not shown)" if hidden else "")
+
+
+def check_header(path: Path, layer: str) -> list[str]:
+    """The file's columns, in its order: exactly the layer's columns, in any order (they are
+    mapped by name); a clear error naming the missing, unexpected and duplicated columns."""
     header = read_header(path)
     expected = list(COLUMNS[layer])
-    if header != expected:
-        missing = [c for c in expected if c not in header]
-        unexpected = [c for c in header if c not in expected]
+    missing = [c for c in expected if c not in header]
+    unexpected = [c for c in header if c not in expected]
+    duplicated = sorted({c for c in header if header.count(c) > 1})
+    if missing or unexpected or duplicated:
         detail = []
         if missing:
             detail.append(f"missing columns {missing}")
         if unexpected:
-            detail.append(f"unexpected columns {unexpected}")
-        if not detail:
-            detail.append(f"columns out of order, expected {expected}")
+            detail.append(f"unexpected columns {_shown(unexpected)}")
+        if duplicated:
+            detail.append(f"duplicated columns {duplicated}")
         raise LoadError(f"{path}: line 1 (header) is not a canonical {layer} header: {'; '.join(detail)}")
+    return header
+
+
+@dataclass(frozen=True)
+class FileScan:
+    """What a streaming pass over a file's (decompressed) bytes found."""
+
+    bytes: int
+    lines: int  # physical lines: newline characters, plus a last line without one
+
+
+def scan_file(path: Path, max_bytes: int | None = None) -> FileScan:
+    """Count a file's decompressed bytes and lines in constant memory; refuse it (LoadError) once
+    it exceeds ``max_bytes`` (the run parameter max_input_gib), before reading the rest."""
+    size = lines = 0
+    last = b"\n"
+    try:
+        with _open_binary(path) as fh:
+            while chunk := fh.read(1 << 20):
+                size += len(chunk)
+                lines += chunk.count(b"\n")
+                last = chunk[-1:]
+                if max_bytes is not None and size > max_bytes:
+                    raise LoadError(
+                        f"{path}: more than {max_bytes} bytes once decompressed, the cap set by the run "
+                        "parameter max_input_gib: refused without reading further. If the file is genuine, "
+                        "raise max_input_gib"
+                    )
+    except (OSError, EOFError) as exc:
+        raise LoadError(f"{path}: cannot read: {exc}") from exc
+    return FileScan(size, lines + (1 if size and last != b"\n" else 0))
+
+
+@dataclass
+class _LineMap:
+    """How DuckDB's record numbers (its "line": the header is 1, a blank line counts, a record
+    with embedded newlines counts once) map to file lines, built by a bounded Python pass over
+    a file only when its line count says they differ."""
+
+    shifts: list[tuple[int, int]] = field(default_factory=list)  # (record line, file line - record line)
+    blanks: list[int] = field(default_factory=list)  # record lines that are blank
+    records: int = 0  # non-blank records read
+    unreadable_from: int | None = None  # file line where the bounded reader had to stop
+
+
+def _bounded_lines(fh: IO[bytes]) -> Iterator[str]:
+    while line := fh.readline(MAX_LINE_BYTES + 1):
+        if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+            raise _LineTooLong
+        yield line.decode("utf-8", errors="replace")
+
+
+class _LineTooLong(Exception):
+    pass
+
+
+def _map_lines(path: Path) -> _LineMap:
+    csv.field_size_limit(max(csv.field_size_limit(), MAX_LINE_BYTES))
+    result = _LineMap()
+    with _open_binary(path) as fh:
+        reader = csv.reader(_bounded_lines(fh))
+        record_line = 0
+        start = 1  # file line where the next record starts
+        shift = 0
+        try:
+            for cells in reader:
+                record_line += 1
+                if start - record_line != shift:
+                    shift = start - record_line
+                    result.shifts.append((record_line, shift))
+                if record_line > 1:
+                    if not cells:
+                        result.blanks.append(record_line)
+                    else:
+                        result.records += 1
+                start = reader.line_num + 1
+        except (_LineTooLong, csv.Error):
+            result.unreadable_from = start
+    return result
 
 
 def _sql_str(value: str) -> str:
@@ -147,20 +266,26 @@ def _line_expr(offsets: dict[str, int], alias: str = "t") -> str:
     return f"coalesce({alias}.source_line, case {alias}.source_file {cases} end)"
 
 
-def _load_file(con: duckdb.DuckDBPyConnection, layer: str, path: Path, offset: int) -> tuple[int, int]:
+def _load_file(
+    con: duckdb.DuckDBPyConnection, layer: str, path: Path, offset: int, lines: int | None = None
+) -> tuple[int, int]:
     """Load one canonical file into raw.<layer>_rows in one pass over it: every row typed, with
     its first problem (if any) and, for a row with a problem, its text; returns (rows loaded,
     rows quarantined). ``offset`` is the table's row count before the file (its rows' rowids
-    start there); the quarantine gets the problem rows and DuckDB's rejected lines."""
-    check_header(path, layer)
-    cols = COLUMNS[layer]
-    columns_sql = "{" + ", ".join(f"{_sql_str(c)}: 'VARCHAR'" for c in cols) + "}"
+    start there); the quarantine gets the problem rows, DuckDB's rejected lines and any line of
+    the file that no record accounts for (e.g. a tail DuckDB stopped at). ``lines`` is the file's
+    physical line count (scan_file), counted here when not given."""
+    header = check_header(path, layer)
+    if lines is None:
+        lines = scan_file(path).lines
+    # mapped by name: the file's columns in the file's order
+    columns_sql = "{" + ", ".join(f"{_sql_str(c)}: 'VARCHAR'" for c in header) + "}"
     src = _sql_str(str(path))
     checks = _ROW_CHECKS[layer] + _COMMON_CHECKS
     reason_case = " ".join(
         f"when {cond} then {_sql_str(field + '|' + reason)}" for field, cond, reason in checks
     )
-    record = ", ".join(f"coalesce(t.{c}, '')" for c in cols)
+    record = ", ".join(f"coalesce(t.{c}, '')" for c in header)
     rows = _rows_table(layer)
     con.execute("drop table if exists reject_errors; drop table if exists reject_scans;")
     # insertion order is file order (preserve_insertion_order), so rowid - offset + 2 is the line
@@ -180,17 +305,35 @@ def _load_file(con: duckdb.DuckDBPyConnection, layer: str, path: Path, offset: i
     )
     n_rows = con.execute(f"select count(*) from {rows}").fetchone()[0] - offset
     n_rejected_lines = con.execute("select count(distinct line) from reject_errors").fetchone()[0]
-    if n_rejected_lines:
-        # Rows keep file order; their line numbers are the data lines DuckDB did not reject.
+    # Fast path: one record per line, every line read. Otherwise (records with embedded
+    # newlines, blank lines, or lines DuckDB never returned) a bounded Python pass maps
+    # DuckDB's record numbers to file lines and finds the lines nothing accounts for.
+    line_map = _map_lines(path) if lines - 1 != n_rows + n_rejected_lines else _LineMap()
+    con.execute("create or replace temp table shifts (line bigint, shift bigint)")
+    con.execute("create or replace temp table blanks (line bigint)")
+    if line_map.shifts:
+        con.executemany("insert into shifts values (?, ?)", line_map.shifts)
+    if line_map.blanks:
+        con.executemany("insert into blanks values (?)", [(b,) for b in line_map.blanks])
+    if n_rejected_lines or line_map.shifts or line_map.blanks:
+        # Rows keep file order; their record numbers are those DuckDB neither rejected nor
+        # skipped as blank, then shifted to file lines.
+        top = n_rows + n_rejected_lines + len(line_map.blanks) + 2
         con.execute(
             f"""
             create or replace temp table line_of as
             with lines as (
                 select line
-                from range(2, {n_rows + n_rejected_lines + 2}) as r(line)
+                from range(2, {top}) as r(line)
                 where line not in (select distinct line from reject_errors)
+                  and line not in (select line from blanks)
+            ),
+            numbered as (
+                select row_number() over (order by line) - 1 + {offset} as row_id, line from lines
             )
-            select row_number() over (order by line) - 1 + {offset} as row_id, line from lines
+            select l.row_id, l.line + coalesce(s.shift, 0) as line
+            from numbered as l asof left join shifts as s on l.line >= s.line
+            where l.row_id < {offset + n_rows}
             """
         )
         con.execute(
@@ -201,10 +344,12 @@ def _load_file(con: duckdb.DuckDBPyConnection, layer: str, path: Path, offset: i
     con.execute(
         f"""
         insert into raw.quarantine
-        select {_sql_str(layer)}, {src}, line, coalesce(column_name, ''),
-               lower(error_type) || ': ' || error_message, left(csv_line, 500)
-        from reject_errors
-        qualify row_number() over (partition by line order by column_idx) = 1
+        select {_sql_str(layer)}, {src}, r.line + coalesce(s.shift, 0), coalesce(r.column_name, ''),
+               lower(r.error_type) || ': ' || r.error_message, left(r.csv_line, 500)
+        from (
+            select * from reject_errors
+            qualify row_number() over (partition by line order by column_idx) = 1
+        ) as r asof left join shifts as s on r.line >= s.line
         """
     )
     con.execute(
@@ -215,6 +360,7 @@ def _load_file(con: duckdb.DuckDBPyConnection, layer: str, path: Path, offset: i
         from {rows} as t where t.source_file = {src} and t.problem is not null
         """
     )
+    _quarantine_unread(con, layer, path, lines, n_rows + n_rejected_lines, line_map)
     quarantined = con.execute(
         f"select count(*) from raw.quarantine where layer = {_sql_str(layer)} and source_file = {src}"
     ).fetchone()[0]
@@ -222,6 +368,39 @@ def _load_file(con: duckdb.DuckDBPyConnection, layer: str, path: Path, offset: i
         f"select count(*) from {rows} where source_file = {src} and problem is null"
     ).fetchone()[0]
     return loaded, quarantined
+
+
+def _quarantine_unread(
+    con: duckdb.DuckDBPyConnection, layer: str, path: Path, lines: int, records: int, line_map: _LineMap
+) -> None:
+    """Lines of the file that no loaded, rejected or blank record accounts for (DuckDB can stop
+    at a long run of NUL bytes without a word): each is quarantined, so they count against
+    max_quarantine_share instead of vanishing."""
+    if line_map.unreadable_from is None and line_map.records <= records:
+        return
+    if line_map.unreadable_from is not None and line_map.records <= records:
+        first = line_map.unreadable_from
+    else:  # the Python pass read records DuckDB did not return: the tail after the last one
+        first = _record_start(line_map, records + len(line_map.blanks) + 2)
+    if first > lines:
+        return
+    reason = (
+        f"not read: lines {first}-{lines} of the file were not returned by the CSV reader "
+        f"(a line over {MAX_LINE_BYTES} bytes, NUL bytes or broken quoting); the file is incomplete"
+    )
+    log.warning("%s: %s", path, reason)
+    con.execute(
+        "insert into raw.quarantine select ?, ?, line, '*', ?, '' from range(?, ?) as r(line)",
+        [layer, str(path), reason, first, lines + 1],
+    )
+
+
+def _record_start(line_map: _LineMap, record_line: int) -> int:
+    shift = 0
+    for line, s in line_map.shifts:
+        if line <= record_line:
+            shift = s
+    return record_line + shift
 
 
 def _create_layer_views(con: duckdb.DuckDBPyConnection, offsets: dict[str, dict[str, int]]) -> None:
@@ -256,6 +435,30 @@ create or replace table raw.landed_files (
 """
 
 
+def remove_stale_loading(db_path: Path) -> list[Path]:
+    """Remove ``<db>.loading-<pid>`` files (and their .wal) left by loads that were killed: those
+    whose pid is no longer a running process on this machine. Returns what was removed."""
+    removed = []
+    for path in sorted(db_path.parent.glob(db_path.name + ".loading-*")):
+        pid_text = path.name.rsplit(".loading-", 1)[1].removesuffix(".wal")
+        if not pid_text.isdigit() or int(pid_text) == os.getpid() or _alive(int(pid_text)):
+            continue
+        path.unlink(missing_ok=True)
+        removed.append(path)
+        log.warning("removed %s, left by a load (pid %s) that did not finish", path, pid_text)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
 def load_database(
     db_path: Path,
     inputs: list[LayerInput],
@@ -265,17 +468,24 @@ def load_database(
     max_quarantine_share: float = 0.01,
     memory_limit: str = "8GB",
     threads: int = 2,
+    quarantine_dir: Path | None = None,
 ) -> dict[str, dict]:
     """Build the edition's database from scratch; returns per-file load statistics.
 
-    Raises LoadError (and leaves any existing database untouched) when a file cannot be read or
-    when a file's quarantined share is above ``max_quarantine_share``.
+    Raises LoadError (and leaves any existing database untouched) when a file cannot be read,
+    when a file's quarantined share is above ``max_quarantine_share``, or when a file's data
+    rows differ from the ``expected_rows`` its landed record declares (config/sources.yml). A
+    refused file's quarantine is written to ``quarantine_dir`` (default: ``<db dir>/quarantine``)
+    as ``<file name>.quarantine.csv`` so that it outlives the discarded database. ``landed_meta``
+    (per file path) may carry ``lines`` (scan_file) to spare a pass over the file.
     """
     db_path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_loading(db_path)
     tmp_path = db_path.with_name(db_path.name + f".loading-{os.getpid()}")
     for stale in (tmp_path, Path(str(tmp_path) + ".wal")):
         stale.unlink(missing_ok=True)
     landed_meta = landed_meta or {}
+    quarantine_dir = quarantine_dir or db_path.parent / "quarantine"
     stats: dict[str, dict] = {}
     try:
         con = duckdb.connect(str(tmp_path), config={"memory_limit": memory_limit, "threads": threads})
@@ -293,8 +503,8 @@ def load_database(
                     log.info("loading %s %s", item.layer, path)
                     offset = con.execute(f"select count(*) from {_rows_table(item.layer)}").fetchone()[0]
                     offsets.setdefault(item.layer, {})[str(path)] = offset
-                    loaded, quarantined = _load_file(con, item.layer, path, offset)
                     meta = landed_meta.get(str(path), {})
+                    loaded, quarantined = _load_file(con, item.layer, path, offset, meta.get("lines"))
                     stats[str(path)] = {
                         "layer": item.layer,
                         "rows_loaded": loaded,
@@ -316,7 +526,8 @@ def load_database(
                     )
                     log.info("%s: %d rows loaded, %d quarantined", path, loaded, quarantined)
             _create_layer_views(con, offsets)
-            _check_quarantine(stats, max_quarantine_share, con)
+            _check_expected_rows(stats)
+            _check_quarantine(stats, max_quarantine_share, con, quarantine_dir)
             for layer, qpath in sorted((adapter_quarantine or {}).items()):
                 # Records a format adapter refused before the canonical file was written.
                 con.execute(
@@ -338,7 +549,23 @@ def load_database(
     return stats
 
 
-def _check_quarantine(stats: dict[str, dict], max_share: float, con: duckdb.DuckDBPyConnection) -> None:
+def _check_expected_rows(stats: dict[str, dict]) -> None:
+    """A file whose landed record declares ``expected_rows`` (config/sources.yml) must hold
+    exactly that many data rows, loaded or quarantined (a dump cut short is not complete)."""
+    for path, s in stats.items():
+        want = s.get("expected_rows")
+        got = s["rows_loaded"] + s["rows_quarantined"]
+        if want is not None and got != int(want):
+            raise LoadError(
+                f"{path}: {got} data rows ({s['rows_loaded']} loaded, {s['rows_quarantined']} quarantined), "
+                f"but the source set declares rows: {want} (config/sources.yml): the dump is incomplete "
+                "or not the one declared"
+            )
+
+
+def _check_quarantine(
+    stats: dict[str, dict], max_share: float, con: duckdb.DuckDBPyConnection, quarantine_dir: Path
+) -> None:
     worst = None
     for path, s in stats.items():
         total = s["rows_loaded"] + s["rows_quarantined"]
@@ -351,15 +578,31 @@ def _check_quarantine(stats: dict[str, dict], max_share: float, con: duckdb.Duck
     if worst:
         path, share = worst
         reasons = con.execute(
-            "select field || ': ' || reason as r, count(*) n from raw.quarantine where source_file = ? "
-            "group by r order by n desc limit 5",
+            "select field || ': ' || split_part(reason, ' (', 1) as r, count(*) n from raw.quarantine "
+            "where source_file = ? group by r order by n desc limit 5",
             [path],
         ).fetchall()
         listed = "; ".join(f"{r} ({n} rows)" for r, n in reasons)
+        kept = export_quarantine(con, path, quarantine_dir)
         raise LoadError(
             f"{path}: {share:.1%} of rows quarantined, above max_quarantine_share={max_share:.1%}. "
-            f"Main reasons: {listed}"
+            f"Main reasons: {listed}. The quarantined rows (file, line, field, reason): {kept}"
         )
+
+
+def export_quarantine(con: duckdb.DuckDBPyConnection, source_file: str, out_dir: Path) -> Path:
+    """Write one file's quarantined rows to ``<out_dir>/<file name>.quarantine.csv`` (atomically)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"{Path(source_file).name}.quarantine.csv"
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.part")
+    con.execute(
+        f"copy (select source_file as file, source_line as line, field, reason, raw_record as value "
+        f"from raw.quarantine where source_file = ? order by source_line) to {_sql_str(str(tmp))} "
+        "(header, delimiter ',')",
+        [source_file],
+    )
+    os.replace(tmp, out)
+    return out
 
 
 def _load_gazetteer(con: duckdb.DuckDBPyConnection, files: dict[str, Path]) -> None:
@@ -377,4 +620,14 @@ def layer_inputs(files_by_layer: dict[str, list[Path]]) -> list[LayerInput]:
     return [LayerInput(layer, tuple(files_by_layer.get(layer, []))) for layer in LAYERS]
 
 
-__all__ = ["LayerInput", "LoadError", "check_header", "layer_inputs", "load_database"]
+__all__ = [
+    "FileScan",
+    "LayerInput",
+    "LoadError",
+    "check_header",
+    "export_quarantine",
+    "layer_inputs",
+    "load_database",
+    "remove_stale_loading",
+    "scan_file",
+]

@@ -2,29 +2,38 @@
 any other fsspec protocol), globs and lists of those.
 
 Every file is streamed to a temporary name in the landing folder, hashed on the way, checked
-against the expected size and sha256, and only then renamed to its final name: nothing partial
-is ever visible under a final name. Transient failures (connection errors, timeouts, HTTP 5xx,
-408 and 429, a body cut short) are retried with exponential backoff; the rest fail at once with
-:class:`SourceError`.
+against its size (the source's Content-Length or object size: a body shorter *or longer* than
+announced is a failed download), the checksum the source gives (HTTP ``Repr-Digest``/``Digest``
+sha-256, ``Content-MD5``, an object store's single-part MD5 ETag) and the expected size and sha256
+given in config/sources.yml, and only then renamed to its final name: nothing partial is ever
+visible under a final name. Transient failures (connection errors, timeouts, HTTP 5xx, 408 and
+429, a body of the wrong length) are retried with exponential backoff; the rest fail at once with
+:class:`SourceError`. Each file's download has a total deadline besides the per-read timeout.
 
-Reuse rule (documented in docs/data-formats.md): a landed file is kept, without reading the
-source's body again, when its sidecar ``<file>.sha256`` exists, its size matches what the
-sidecar ``<file>.source.json`` recorded, and either
+Source rule: only files named as data (``.csv``, ``.tsv``, ``.txt``, ``.json``, ``.jsonl``,
+``.ndjson``, each optionally ``.gz``, and OpenAlex's ``part_NNN.gz`` and ``manifest``) are read;
+anything else is
+refused before a byte of it is read, and its content is never logged.
 
-* an expected sha256 is given and equals the recorded one, or
-* the source still looks the same: same ETag (HTTP HEAD / object store), else same size and
-  Last-Modified (HTTP) or same size and modification time (local files, object stores).
+Reuse rule (documented in docs/data-formats.md): a landed file is kept, without copying the
+source's body again, when its sidecars exist and agree with the landed bytes (re-hashed), it came
+from the same location, and its content is known to be the same: the expected sha256 equals the
+recorded one; or the source's own checksum (HTTP digest header) does; or the object store / HTTP
+server reports the same strong ETag; or, for a local file, the source file hashes to the recorded
+sha256. Name, size and modification time alone never decide.
 """
 
 from __future__ import annotations
 
-import email.utils
+import base64
+import binascii
 import glob
 import hashlib
 import http.client
 import json
 import logging
 import os
+import re
 import time
 import urllib.error
 import urllib.parse
@@ -34,7 +43,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from stclusters.config import REPO_ROOT
 
@@ -46,6 +55,11 @@ MAX_BACKOFF_S = 60.0
 USER_AGENT = "stclusters-pull/1"
 _GLOB_CHARS = set("*?[")
 _RETRY_STATUS = {408, 429, 500, 502, 503, 504}
+DEFAULT_DEADLINE_S = 6 * 3600.0  # one file's whole download, all attempts included
+# What may be read as a source: the data formats the adapters read, plain or gzip.
+DATA_SUFFIXES = (".csv", ".tsv", ".txt", ".json", ".jsonl", ".ndjson")
+_OPENALEX_PART = re.compile(r"^part_\d+\.gz$")
+OPENALEX_MANIFEST = "manifest"  # an OpenAlex snapshot's (Redshift) manifest, JSON without a suffix
 
 
 class SourceError(RuntimeError):
@@ -82,6 +96,8 @@ class Fingerprint:
     size: int | None = None
     etag: str | None = None
     modified: str | None = None  # Last-Modified (HTTP) or mtime (local, object store)
+    sha256: str | None = None  # the content's sha256 as the source states it (HTTP digest header)
+    md5: str | None = None  # Content-MD5, or a single-part object's ETag
 
 
 @dataclass(frozen=True)
@@ -157,61 +173,104 @@ def _resolve_fsspec(uri: str) -> list[Remote]:
     return [Remote(uri, "fsspec", p if "://" in p else fs.unstrip_protocol(p), Path(p).name) for p in paths]
 
 
+# --- the source rule ---------------------------------------------------------------------------
+def is_data_name(name: str) -> bool:
+    """Whether a file name is one the pipeline reads as data (see DATA_SUFFIXES)."""
+    lower = name.lower()
+    base = lower[:-3] if lower.endswith(".gz") else lower
+    return base.endswith(DATA_SUFFIXES) or bool(_OPENALEX_PART.match(lower)) or name == OPENALEX_MANIFEST
+
+
+def check_data_names(remotes: list[Remote]) -> None:
+    """Refuse, before anything is read, every source whose name is not a data file's."""
+    refused = [r for r in remotes if not is_data_name(r.name)]
+    if refused:
+        names = ", ".join(repr(r.location) for r in refused[:5])
+        raise SourceError(
+            refused[0].uri,
+            f"not a data file: {names}. Only {', '.join(DATA_SUFFIXES)} (optionally .gz) and OpenAlex "
+            "part_NNN.gz and manifest files may be read as sources (docs/data-formats.md, 'Source rule'); "
+            "nothing was read from it",
+        )
+
+
 # --- pulling -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Expected:
+    """What the source set says a file must be (config/sources.yml); None: not declared."""
+
+    sha256: str | None = None
+    size: int | None = None
+
+
 def pull(
     uri: str | Sequence[str],
     landing_dir: Path,
     *,
     expected_sha256: str | None = None,
     expected_size: int | None = None,
+    expected_files: dict[str, Expected] | None = None,
     timeout_s: float = 60,
+    deadline_s: float = DEFAULT_DEADLINE_S,
     retries: int = 4,
     backoff_s: float = 1.0,
 ) -> list[LandedFile]:
     """Land every file ``uri`` names in ``landing_dir``; see the module docstring for the rules.
 
-    ``timeout_s`` bounds each network wait (connecting, each read), not the whole download;
-    ``retries`` is the number of attempts after the first one.
+    ``timeout_s`` bounds each network wait (connecting, each read); ``deadline_s`` bounds one
+    file's whole download, retries included; ``retries`` is the number of attempts after the
+    first one. ``expected_files`` maps landed file names to their declared sha256/size.
     """
     remotes = resolve(uri)
     shown = uri if isinstance(uri, str) else ", ".join(map(str, uri))
+    check_data_names(remotes)
     if (expected_sha256 or expected_size is not None) and len(remotes) != 1:
         raise SourceError(shown, f"expected sha256/size given, but the URI names {len(remotes)} files")
     names = [r.name for r in remotes]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise SourceError(shown, f"several sources would land under the same name: {duplicates}")
+    unknown = sorted(set(expected_files or {}) - set(names))
+    if unknown:
+        raise SourceError(shown, f"expected values declared for {unknown}, but the URI names {sorted(names)}")
     landing_dir = Path(landing_dir)
     landing_dir.mkdir(parents=True, exist_ok=True)
-    want_sha = expected_sha256.lower() if expected_sha256 else None
-    return [
-        _pull_one(r, landing_dir, want_sha, expected_size, timeout_s, retries, backoff_s) for r in remotes
-    ]
+    landed = []
+    for r in remotes:
+        declared = (expected_files or {}).get(r.name, Expected())
+        sha = (expected_sha256 or declared.sha256 or "").lower() or None
+        size = expected_size if expected_size is not None else declared.size
+        landed.append(
+            _pull_one(r, landing_dir, Expected(sha, size), timeout_s, deadline_s, retries, backoff_s)
+        )
+    return landed
 
 
 def _pull_one(
     remote: Remote,
     landing_dir: Path,
-    expected_sha256: str | None,
-    expected_size: int | None,
+    expected: Expected,
     timeout_s: float,
+    deadline_s: float,
     retries: int,
     backoff_s: float,
 ) -> LandedFile:
     final = landing_dir / remote.name
-    reused = _reusable(remote, final, expected_sha256, expected_size, timeout_s)
+    reused = _reusable(remote, final, expected, timeout_s)
     if reused is not None:
         log.info("%s: already landed as %s (sha256 %s), not fetched again", remote.uri, final, reused.sha256)
         return reused
     tmp = landing_dir / f".{remote.name}.{uuid.uuid4().hex[:8]}.part"
+    deadline = time.monotonic() + deadline_s
     try:
         size, digest, fingerprint = _with_retries(
-            remote, lambda: _fetch(remote, tmp, timeout_s), retries, backoff_s
+            remote, lambda: _fetch(remote, tmp, timeout_s, deadline), retries, backoff_s, deadline
         )
-        if expected_size is not None and size != expected_size:
-            raise SourceError(remote.uri, f"size mismatch: got {size} bytes, expected {expected_size}")
-        if expected_sha256 and digest != expected_sha256:
-            raise SourceError(remote.uri, f"sha256 mismatch: got {digest}, expected {expected_sha256}")
+        which = "" if remote.location == remote.uri else f"{remote.location}: "
+        if expected.size is not None and size != expected.size:
+            raise SourceError(remote.uri, f"{which}size mismatch: got {size} bytes, expected {expected.size}")
+        if expected.sha256 and digest != expected.sha256:
+            raise SourceError(remote.uri, f"{which}sha256 mismatch: got {digest}, expected {expected.sha256}")
         fetched_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         # Old sidecars go first: a crash before the new ones are written means "fetch again".
         for sidecar in _sidecars(final):
@@ -225,7 +284,11 @@ def _pull_one(
 
 
 def _with_retries(
-    remote: Remote, attempt: Callable[[], tuple[int, str, Fingerprint]], retries: int, backoff_s: float
+    remote: Remote,
+    attempt: Callable[[], tuple[int, str, Fingerprint]],
+    retries: int,
+    backoff_s: float,
+    deadline: float,
 ) -> tuple[int, str, Fingerprint]:
     last: _Transient | None = None
     for n in range(retries + 1):
@@ -238,6 +301,10 @@ def _with_retries(
             delay = min(backoff_s * 2**n, MAX_BACKOFF_S)
             if exc.retry_after is not None:
                 delay = max(delay, min(exc.retry_after, MAX_BACKOFF_S))
+            if time.monotonic() + delay >= deadline:
+                raise SourceError(
+                    remote.uri, f"attempt {n + 1} failed ({exc}) and no time is left before the deadline"
+                ) from exc
             log.warning(
                 "%s: attempt %d/%d failed (%s); retrying in %.1fs", remote.uri, n + 1, retries + 1, exc, delay
             )
@@ -245,21 +312,21 @@ def _with_retries(
     raise SourceError(remote.uri, f"failed after {retries + 1} attempts: {last}")
 
 
-def _fetch(remote: Remote, tmp: Path, timeout_s: float) -> tuple[int, str, Fingerprint]:
+def _fetch(remote: Remote, tmp: Path, timeout_s: float, deadline: float) -> tuple[int, str, Fingerprint]:
     if remote.kind == "http":
-        return _fetch_http(remote, tmp, timeout_s)
+        return _fetch_http(remote, tmp, timeout_s, deadline)
     if remote.kind == "fsspec":
-        return _fetch_fsspec(remote, tmp)
-    return _fetch_local(remote, tmp)
+        return _fetch_fsspec(remote, tmp, deadline)
+    return _fetch_local(remote, tmp, deadline)
 
 
-def _fetch_local(remote: Remote, tmp: Path) -> tuple[int, str, Fingerprint]:
+def _fetch_local(remote: Remote, tmp: Path, deadline: float) -> tuple[int, str, Fingerprint]:
     try:
         with open(remote.location, "rb") as src:
-            size, digest = _copy(remote.uri, src, tmp, os.fstat(src.fileno()).st_size)
+            copied = _copy(remote.uri, src, tmp, os.fstat(src.fileno()).st_size, deadline)
     except OSError as exc:
         raise SourceError(remote.uri, f"cannot read {remote.location}: {exc}") from exc
-    return size, digest, _local_fingerprint(remote.location)
+    return copied.size, copied.sha256, _local_fingerprint(remote.location)
 
 
 def _local_fingerprint(path: str) -> Fingerprint:
@@ -267,21 +334,22 @@ def _local_fingerprint(path: str) -> Fingerprint:
     return Fingerprint(size=st.st_size, modified=str(st.st_mtime_ns))
 
 
-def _fetch_fsspec(remote: Remote, tmp: Path) -> tuple[int, str, Fingerprint]:
+def _fetch_fsspec(remote: Remote, tmp: Path, deadline: float) -> tuple[int, str, Fingerprint]:
     fs = _fs(remote.location)
     try:
         fingerprint = _fsspec_fingerprint(fs, remote.location)
         with fs.open(remote.location, "rb") as src:
-            size, digest = _copy(remote.uri, src, tmp, fingerprint.size)
+            copied = _copy(remote.uri, src, tmp, fingerprint.size, deadline)
     except FileNotFoundError as exc:
         raise SourceError(remote.uri, f"no such object: {exc}") from exc
     except PermissionError as exc:
         raise SourceError(remote.uri, f"access denied: {exc}") from exc
     except (OSError, TimeoutError) as exc:
         raise _Transient(f"{type(exc).__name__}: {exc}") from exc
-    if fingerprint.size is not None and size != fingerprint.size:
-        raise _Transient(f"body cut short: {size} of {fingerprint.size} bytes")
-    return size, digest, fingerprint
+    if fingerprint.size is not None and copied.size != fingerprint.size:
+        raise _Transient(f"body of {copied.size} bytes, but the object store lists {fingerprint.size}")
+    _check_source_checksums(remote, copied, fingerprint)
+    return copied.size, copied.sha256, fingerprint
 
 
 def _fsspec_fingerprint(fs: Any, location: str) -> Fingerprint:
@@ -289,23 +357,53 @@ def _fsspec_fingerprint(fs: Any, location: str) -> Fingerprint:
     etag = info.get("ETag") or info.get("etag")
     modified = info.get("LastModified") or info.get("mtime") or info.get("created")
     size = info.get("size")
+    etag_text = str(etag) if etag else None
+    # A single-part S3 object's ETag is the MD5 of its bytes; a multipart one ends in -<parts>.
+    md5 = (
+        etag_text.strip('"').lower()
+        if etag_text and re.fullmatch(r'"?[0-9a-fA-F]{32}"?', etag_text)
+        else None
+    )
+    sha = info.get("ChecksumSHA256")
     return Fingerprint(
         size=int(size) if size is not None else None,
-        etag=str(etag) if etag else None,
+        etag=etag_text,
         modified=str(modified) if modified is not None else None,
+        sha256=_b64_to_hex(sha) if isinstance(sha, str) else None,
+        md5=md5,
     )
 
 
-def _fetch_http(remote: Remote, tmp: Path, timeout_s: float) -> tuple[int, str, Fingerprint]:
+def _b64_to_hex(value: str) -> str | None:
+    try:
+        return base64.b64decode(value.strip().strip(":"), validate=True).hex()
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _check_source_checksums(remote: Remote, copied: _Copied, fingerprint: Fingerprint) -> None:
+    """The checksum the source states must be the received bytes' (not transient: the source is
+    wrong or the bytes were altered on the way; either way an operator must look)."""
+    if fingerprint.sha256 and fingerprint.sha256 != copied.sha256:
+        raise SourceError(
+            remote.uri, f"sha256 mismatch: the source states {fingerprint.sha256}, received {copied.sha256}"
+        )
+    if fingerprint.md5 and fingerprint.md5 != copied.md5:
+        raise SourceError(
+            remote.uri, f"MD5 mismatch: the source states {fingerprint.md5}, received {copied.md5}"
+        )
+
+
+def _fetch_http(remote: Remote, tmp: Path, timeout_s: float, deadline: float) -> tuple[int, str, Fingerprint]:
     request = urllib.request.Request(
         remote.location, headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
     )
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+        with urllib.request.urlopen(request, timeout=min(timeout_s, _left(deadline, remote))) as response:
             length = response.headers.get("Content-Length")
             expected = int(length) if length and length.isdigit() else None
-            size, digest = _copy(remote.uri, response, tmp, expected)
-            fingerprint = _http_fingerprint(response.headers, size)
+            copied = _copy(remote.uri, _HttpBody(response, expected, timeout_s), tmp, expected, deadline)
+            fingerprint = _http_fingerprint(response.headers, copied.size)
     except urllib.error.HTTPError as exc:
         if exc.code in _RETRY_STATUS:
             raise _Transient(f"HTTP {exc.code} {exc.reason}", _retry_after(exc.headers)) from exc
@@ -317,9 +415,69 @@ def _fetch_http(remote: Remote, tmp: Path, timeout_s: float) -> tuple[int, str, 
     except (TimeoutError, ConnectionError, http.client.HTTPException) as exc:
         raise _Transient(f"{type(exc).__name__}: {exc}") from exc
     # http.client does not complain when the server closes early: compare with Content-Length.
-    if expected is not None and size != expected:
-        raise _Transient(f"body cut short: {size} of {expected} bytes")
-    return size, digest, fingerprint
+    if expected is not None and copied.size < expected:
+        raise _Transient(f"body cut short: {copied.size} of {expected} bytes")
+    if expected is not None and copied.size > expected:
+        raise _Transient(
+            f"body longer than announced: more than the {expected} bytes of its Content-Length "
+            f"(at least {copied.size})"
+        )
+    _check_source_checksums(remote, copied, fingerprint)
+    return copied.size, copied.sha256, fingerprint
+
+
+class _HttpBody:
+    """A response body read in what arrives (never waiting to fill a buffer, so the deadline is
+    checked at every arrival), with bytes past Content-Length counted instead of ignored.
+
+    http.client stops at Content-Length and drops whatever follows; a server that announces
+    half of what it sends would then pass for complete. The body is therefore read from the
+    connection itself; urllib asks the server to close it after the response ("Connection:
+    close"), so more bytes after Content-Length mean the announced length was wrong. A server
+    that keeps the connection open anyway gets a short wait (PROBE_S) for stray bytes.
+    """
+
+    PROBE_S = 1.0
+
+    def __init__(self, response: Any, expected: int | None, timeout_s: float) -> None:
+        self.response = response
+        self.expected = expected
+        self.timeout_s = timeout_s
+        self.got = 0
+        self.raw = getattr(response, "fp", None)
+        self.direct = (
+            expected is not None and not getattr(response, "chunked", False) and self.raw is not None
+        )
+
+    def read(self, n: int) -> bytes:
+        if not self.direct:
+            return self.response.read1(n) if hasattr(self.response, "read1") else self.response.read(n)
+        if self.expected is not None and self.got >= self.expected and not self.response.will_close:
+            return self._probe(n)
+        chunk = self.raw.read1(n)
+        self.got += len(chunk)
+        return chunk
+
+    def _probe(self, n: int) -> bytes:
+        sock = getattr(getattr(self.raw, "raw", None), "_sock", None)
+        if sock is None:
+            return b""
+        sock.settimeout(self.PROBE_S)
+        try:
+            chunk = self.raw.read1(n)
+        except TimeoutError:
+            return b""
+        finally:
+            sock.settimeout(self.timeout_s)
+        self.got += len(chunk)
+        return chunk
+
+
+def _left(deadline: float, remote: Remote) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise SourceError(remote.uri, "download deadline reached")
+    return left
 
 
 def _retry_after(headers: Any) -> float | None:
@@ -333,7 +491,20 @@ def _http_fingerprint(headers: Any, size: int | None) -> Fingerprint:
         size=int(length) if length and length.isdigit() else size,
         etag=headers.get("ETag"),
         modified=headers.get("Last-Modified"),
+        sha256=_digest_header(headers, "sha-256"),
+        md5=_b64_to_hex(headers["Content-MD5"]) if headers.get("Content-MD5") else None,
     )
+
+
+def _digest_header(headers: Any, algorithm: str) -> str | None:
+    """The hex digest from ``Repr-Digest: sha-256=:<b64>:`` (RFC 9530) or ``Digest: SHA-256=<b64>``
+    (RFC 3230), if the server sends one."""
+    for name in ("Repr-Digest", "Digest"):
+        for part in (headers.get(name) or "").split(","):
+            key, _, value = part.strip().partition("=")
+            if key.strip().lower() == algorithm and value:
+                return _b64_to_hex(value)
+    return None
 
 
 def _http_head(url: str, timeout_s: float) -> Fingerprint | None:
@@ -346,17 +517,31 @@ def _http_head(url: str, timeout_s: float) -> Fingerprint | None:
         return None
 
 
-def _copy(uri: str, src: IO[bytes], tmp: Path, total: int | None) -> tuple[int, str]:
-    """Stream ``src`` into ``tmp`` (truncated first), returning (bytes, sha256 hex)."""
+@dataclass(frozen=True)
+class _Copied:
+    size: int
+    sha256: str
+    md5: str
+
+
+def _copy(uri: str, src: Any, tmp: Path, total: int | None, deadline: float) -> _Copied:
+    """Stream ``src`` into ``tmp`` (truncated first), hashing on the way; past ``deadline``
+    (time.monotonic) the download fails."""
     digest = hashlib.sha256()
+    md5 = hashlib.md5(usedforsecurity=False)
     size = 0
     started = last_report = time.monotonic()
     with open(tmp, "wb") as out:
         for chunk in _chunks(src):
             out.write(chunk)
             digest.update(chunk)
+            md5.update(chunk)
             size += len(chunk)
             now = time.monotonic()
+            if now > deadline:
+                raise SourceError(
+                    uri, f"download deadline reached after {now - started:.0f} s ({size} bytes received)"
+                )
             if now - last_report >= PROGRESS_EVERY_S:
                 last_report = now
                 rate = size / max(now - started, 1e-9) / 1e6
@@ -364,11 +549,12 @@ def _copy(uri: str, src: IO[bytes], tmp: Path, total: int | None) -> tuple[int, 
                 log.info("%s: %.1f MB%s (%.1f MB/s)", uri, size / 1e6, of, rate)
         out.flush()
         os.fsync(out.fileno())
-    return size, digest.hexdigest()
+    return _Copied(size, digest.hexdigest(), md5.hexdigest())
 
 
-def _chunks(src: IO[bytes]) -> Iterator[bytes]:
-    while chunk := src.read(CHUNK):
+def _chunks(src: Any) -> Iterator[bytes]:
+    read = src.read1 if hasattr(src, "read1") and not isinstance(src, _HttpBody) else src.read
+    while chunk := read(CHUNK):
         yield chunk
 
 
@@ -383,6 +569,11 @@ def sha256_file(path: Path) -> str:
 
 def _sidecars(final: Path) -> tuple[Path, Path]:
     return final.with_name(final.name + ".sha256"), final.with_name(final.name + ".source.json")
+
+
+def sidecars(final: Path) -> tuple[Path, Path]:
+    """The two sidecar files of a landed file (``.sha256``, ``.source.json``)."""
+    return _sidecars(final)
 
 
 def _write_sidecars(
@@ -413,63 +604,71 @@ def _write_text_atomic(path: Path, text: str) -> None:
 
 
 def _recorded(final: Path) -> dict[str, Any] | None:
+    """The landed file's record, when both sidecars agree with each other and with the bytes
+    (the file is re-hashed: a landed file edited in place is never reused)."""
     sha_path, meta_path = _sidecars(final)
     try:
         recorded_sha = sha_path.read_text(encoding="utf-8").split()[0].lower()
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         if not final.is_file() or final.stat().st_size != meta["size"] or meta["sha256"] != recorded_sha:
             return None
+        if sha256_file(final) != recorded_sha:
+            log.warning("%s: landed file no longer matches its recorded sha256: fetching again", final)
+            return None
         return meta
     except (OSError, ValueError, KeyError, IndexError):
         return None
 
 
-def _reusable(
-    remote: Remote, final: Path, expected_sha256: str | None, expected_size: int | None, timeout_s: float
-) -> LandedFile | None:
+def _reusable(remote: Remote, final: Path, expected: Expected, timeout_s: float) -> LandedFile | None:
     meta = _recorded(final)
-    if meta is None:
+    if meta is None or meta.get("location") != remote.location:
+        return None  # nothing landed, or landed from another source under the same name
+    if expected.size is not None and meta["size"] != expected.size:
         return None
-    if expected_size is not None and meta["size"] != expected_size:
-        return None
-    same = meta["sha256"] == expected_sha256 if expected_sha256 else _same_source(remote, meta, timeout_s)
+    same = meta["sha256"] == expected.sha256 if expected.sha256 else _same_content(remote, meta, timeout_s)
     if not same:
         return None
     return LandedFile(remote.uri, final, int(meta["size"]), meta["sha256"], meta["fetched_at"], reused=True)
 
 
-def _same_source(remote: Remote, meta: dict[str, Any], timeout_s: float) -> bool:
+def _same_content(remote: Remote, meta: dict[str, Any], timeout_s: float) -> bool:
+    """Whether the source's content is known to be the landed one: by its hash, a digest the
+    source states, or the same strong ETag; never by size and modification time alone."""
     if remote.kind == "local":
-        now = _local_fingerprint(remote.location)
-    elif remote.kind == "http":
+        try:
+            return sha256_file(Path(remote.location)) == meta["sha256"]
+        except OSError:
+            return False
+    if remote.kind == "http":
         head = _http_head(remote.location, timeout_s)
         if head is None:
             return False
         now = head
     else:
         try:
-            now = _fsspec_fingerprint(_fs(remote.location), remote.location)
+            fs = _fs(remote.location)
+            fs.invalidate_cache()  # a long-lived worker's listing cache must not decide
+            now = _fsspec_fingerprint(fs, remote.location)
         except (OSError, TimeoutError):
             return False
-    if now.etag and meta.get("etag"):
-        return now.etag == meta["etag"]
-    return (
-        now.size is not None
-        and now.size == meta["size"]
-        and now.modified is not None
-        and _same_time(now.modified, meta.get("modified"))
-    )
-
-
-def _same_time(a: str, b: str | None) -> bool:
-    if b is None:
+    if now.size is not None and now.size != meta["size"]:
         return False
-    if a == b:
-        return True
-    try:  # HTTP dates may be re-serialised differently by proxies
-        return email.utils.parsedate_to_datetime(a) == email.utils.parsedate_to_datetime(b)
-    except (TypeError, ValueError):
-        return False
+    if now.sha256:
+        return now.sha256 == meta["sha256"]
+    strong = now.etag and not now.etag.startswith("W/")
+    return bool(strong and now.etag == meta.get("etag"))
 
 
-__all__ = ["LandedFile", "SourceError", "pull", "resolve", "sha256_file"]
+__all__ = [
+    "DATA_SUFFIXES",
+    "Expected",
+    "LandedFile",
+    "SourceError",
+    "check_data_names",
+    "is_data_name",
+    "pull",
+    "resolve",
+    "sha256_file",
+    "sidecars",
+]

@@ -7,6 +7,7 @@ Usable without Airflow: ``python -m stclusters run --conf '{...}'`` calls them i
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib.metadata
 import json
@@ -14,6 +15,7 @@ import logging
 import os
 import shutil
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -95,28 +97,48 @@ def landing_dir(params: RunParams) -> Path:
 @_one_run_per_edition()
 def pull(conf: Mapping[str, Any] | None = None) -> dict:
     """Pull both dumps and the gazetteer into the edition's landing folder, convert them to the
-    canonical format, and record every landed file (URI, size, sha256, fetch time)."""
+    canonical format, and record every landed file (URI, size, sha256, fetch time, decompressed
+    bytes and lines). Files landed by earlier runs that this run does not use are removed
+    (landing retention: the landing folder holds what the last landed.json references)."""
     from stclusters import sources
 
     params = _params(conf, announce=True)
     record_outcome(params, gate=NOT_REACHED, publish=NOT_REACHED)
     landing = landing_dir(params)
+    max_bytes = int(params.max_input_gib * 2**30)
     record: dict[str, Any] = {"edition": params.edition, "layers": {}, "gazetteer": {}}
     for layer in ("patents", "publications"):
-        spec = config.source_set(params.source_set).get(layer) or {}
+        expect = _expectations(params, layer)
         landed = sources.pull(
             params.uri(layer),
             landing / layer,
-            expected_sha256=spec.get("sha256") if isinstance(spec, dict) else None,
-            expected_size=spec.get("size") if isinstance(spec, dict) else None,
+            expected_sha256=expect.sha256,
+            expected_size=expect.size,
+            expected_files=expect.files,
         )
+        files = []
+        for f in landed:
+            scan = land.scan_file(f.path, max_bytes)  # refuses a file above max_input_gib
+            rows = expect.rows.get(f.path.name, expect.layer_rows if len(landed) == 1 else None)
+            files.append(
+                {
+                    **_landed_dict(f),
+                    "decompressed_bytes": scan.bytes,
+                    "lines": scan.lines,
+                    "expected_rows": rows,
+                }
+            )
         fmt = config.source_format(params, layer)
         canonical, conversion = _to_canonical(
             params, fmt, layer, [f.path for f in landed], landing / "canonical"
         )
+        if conversion is not None:
+            _check_converted_rows(layer, files, conversion)
+            for p in canonical:
+                conversion.setdefault("lines", {})[str(p)] = land.scan_file(p).lines
         record["layers"][layer] = {
             "format": fmt,
-            "files": [_landed_dict(f) for f in landed],
+            "files": files,
             "canonical": [str(p) for p in canonical],
             "conversion": conversion,
         }
@@ -128,6 +150,7 @@ def pull(conf: Mapping[str, Any] | None = None) -> dict:
         for name, p in sorted(built.items())
     }
     _write_json_atomic(landing / LANDED_MANIFEST, record)
+    prune_landing(landing, record)
     return {"edition": params.edition, "landed": {k: len(v["files"]) for k, v in record["layers"].items()}}
 
 
@@ -139,6 +162,139 @@ def _refuse_republish_early(params: RunParams, record: Mapping[str, Any]) -> Non
         record_outcome(params, publish=f"refused: {reason}")
         log.error("publish outcome: refused (%s)", reason)
         raise publish.PublishError(reason)
+
+
+@dataclass(frozen=True)
+class _Expectations:
+    """What config/sources.yml declares about a layer's files (schema in docs/data-formats.md)."""
+
+    sha256: str | None
+    size: int | None
+    layer_rows: int | None
+    files: dict[str, Any]  # landed name -> sources.Expected
+    rows: dict[str, int]  # landed name -> data rows
+
+
+def _expectations(params: RunParams, layer: str) -> _Expectations:
+    from stclusters import sources
+
+    spec = config.source_set(params.source_set).get(layer) or {}
+    if not isinstance(spec, dict):
+        spec = {}
+    where = f"{config.sources_file()}: source_sets.{params.source_set}.{layer}"
+    per_file = spec.get("files") or {}
+    if not isinstance(per_file, dict):
+        raise config.ConfigError(f"{where}.files must map file names to {{sha256, size, rows}}")
+    files: dict[str, Any] = {}
+    rows: dict[str, int] = {}
+    for name, entry in per_file.items():
+        entry = entry or {}
+        unknown = set(entry) - {"sha256", "size", "rows"}
+        if unknown:
+            raise config.ConfigError(
+                f"{where}.files.{name}: unknown keys {sorted(unknown)} (sha256, size, rows)"
+            )
+        files[str(name)] = sources.Expected(
+            _sha(entry.get("sha256"), f"{where}.files.{name}.sha256"),
+            _count(entry.get("size"), f"{where}.files.{name}.size"),
+        )
+        if entry.get("rows") is not None:
+            rows[str(name)] = _count(entry["rows"], f"{where}.files.{name}.rows")
+    return _Expectations(
+        sha256=_sha(spec.get("sha256"), f"{where}.sha256"),
+        size=_count(spec.get("size"), f"{where}.size"),
+        layer_rows=_count(spec.get("rows"), f"{where}.rows"),
+        files=files,
+        rows=rows,
+    )
+
+
+def _sha(value: Any, where: str) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip().lower()
+    if len(text) != 64 or any(c not in "0123456789abcdef" for c in text):
+        raise config.ConfigError(f"{where}: {value!r} is not a sha256 (64 hex digits)")
+    return text
+
+
+def _count(value: Any, where: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise config.ConfigError(f"{where}: {value!r} is not a whole number >= 0")
+    return value
+
+
+def _check_converted_rows(layer: str, files: list[dict], conversion: dict) -> None:
+    """Declared rows of a converted format are the records its adapter read, all files together."""
+    declared = [f["expected_rows"] for f in files]
+    if not any(r is not None for r in declared):
+        return
+    if any(r is None for r in declared):
+        raise land.LoadError(
+            f"{layer}: rows are declared for some files only; a converted format is checked on all its "
+            "files together: declare rows for every file"
+        )
+    want, got = sum(declared), conversion["records_read"]
+    if want != got:
+        raise land.LoadError(
+            f"{', '.join(f['path'] for f in files)}: {got} records read, but the source set declares "
+            f"rows: {want} in all (config/sources.yml): the dump is incomplete or not the one declared"
+        )
+
+
+def prune_landing(landing: Path, record: Mapping[str, Any]) -> list[Path]:
+    """Landing retention: remove every file under ``landing/<layer>/`` and ``landing/canonical/``
+    that ``record`` (the landed.json just written) does not reference, with its sidecars, and
+    temporary ``.part`` files left by killed pulls. Returns what was removed."""
+    from stclusters import sources
+
+    keep: set[Path] = set()
+    for layer in record.get("layers", {}).values():
+        for f in layer.get("files", []):
+            keep.add(Path(f["path"]))
+            keep.update(sources.sidecars(Path(f["path"])))
+        for c in layer.get("canonical", []):
+            keep.add(Path(c))
+        conversion = layer.get("conversion") or {}
+        if conversion.get("quarantine_file"):
+            keep.add(Path(conversion["quarantine_file"]))
+    removed = []
+    for folder in [landing / name for name in (*record.get("layers", {}), "canonical")]:
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir()):
+            if path.is_file() and path not in keep:
+                path.unlink()
+                removed.append(path)
+    if removed:
+        log.info(
+            "landing retention: removed %d file(s) no longer referenced by %s", len(removed), LANDED_MANIFEST
+        )
+    return removed
+
+
+def clean_workspace(root: Path) -> list[Path]:
+    """``make clean-workspace``: in every edition workspace under ``root``, remove the landing
+    files that its landed.json does not reference (prune_landing), the ``.loading-<pid>``
+    databases of loads that died (land.remove_stale_loading), and the validation runs that
+    validate.prune_validation_runs would remove (all but the newest ``keep_validation_runs`` and
+    the one latest.json names). Never touches the published editions, the
+    current database, landed.json or the gazetteer cache. Returns what was removed."""
+    removed: list[Path] = []
+    for ws in sorted(p for p in Path(root).iterdir() if p.is_dir() and p.name.isdigit()):
+        manifest = ws / "landing" / LANDED_MANIFEST
+        if manifest.is_file():
+            removed += prune_landing(ws / "landing", json.loads(manifest.read_text(encoding="utf-8")))
+        removed += land.remove_stale_loading(ws / "stclusters.duckdb")
+        edition = dataclasses.replace(
+            config.resolve(None), edition=int(ws.name), workspace_dir=str(Path(root).resolve())
+        )
+        removed += validate.prune_validation_runs(edition)
+    for path in removed:
+        log.info("removed %s", path)
+    return removed
 
 
 def _land_gazetteer(params: RunParams, dest: Path) -> dict[str, Path]:
@@ -199,13 +355,17 @@ def _to_canonical(
     years = params.patents_window if layer == "patents" else params.publications_window
     report = formats.convert(fmt, paths, layer, out, years=years)
     if report.quarantine_share > params.max_quarantine_share:
+        kept = params.workspace / "quarantine" / report.quarantine_path.name
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(report.quarantine_path, kept)
         shares = ", ".join(
             f"{share:.1%} of {plural(unit)}" for unit, share in report.quarantine_shares().items() if share
         )
         raise land.LoadError(
             f"{', '.join(map(str, paths))}: {fmt} quarantine above "
             f"max_quarantine_share={params.max_quarantine_share:.1%}: {shares}. "
-            f"Main reasons: {report.reasons_text()}. Details: {report.quarantine_path}"
+            f"Main reasons: {report.reasons_text()}. "
+            f"The quarantined records (file, line, field, reason): {kept}"
         )
     conversion = {
         "summary": report.summary(),
@@ -222,6 +382,9 @@ def load(conf: Mapping[str, Any] | None = None) -> dict:
     record = json.loads((landing_dir(params) / LANDED_MANIFEST).read_text())
     files = {layer: [Path(p) for p in v["canonical"]] for layer, v in record["layers"].items()}
     meta = {f["path"]: f for v in record["layers"].values() for f in v["files"]}
+    for v in record["layers"].values():
+        for path, lines in ((v.get("conversion") or {}).get("lines") or {}).items():
+            meta[path] = {"lines": lines}
     adapter_quarantine = {
         layer: Path(v["conversion"]["quarantine_file"])
         for layer, v in record["layers"].items()
@@ -236,6 +399,7 @@ def load(conf: Mapping[str, Any] | None = None) -> dict:
         max_quarantine_share=params.max_quarantine_share,
         memory_limit=params.duckdb_memory_limit,
         threads=params.duckdb_threads,
+        quarantine_dir=params.workspace / "quarantine",
     )
     _write_json_atomic(params.workspace / "load_stats.json", stats)
     return {

@@ -103,3 +103,29 @@ def test_broken_encoding_row_is_quarantined(tmp_path: Path) -> None:
         (2, "city", "broken encoding: undecodable bytes")
     ]
     assert report.rows_written == 1
+
+
+def test_quarantine_line_is_the_file_line_where_a_multiline_record_starts(tmp_path: Path) -> None:
+    src = tmp_path / "pubs.csv"
+    src.write_text(
+        ",".join(PUBLICATION_COLUMNS)
+        + "\n"
+        + 'WOS:1,2020,Article,1,"Univ\nof\nOslo",Oslo,,,NO,,,\n'  # lines 2-4
+        + "WOS:2,20x0,Article,1,Univ,Oslo,,,NO,,,\n"  # line 5: bad year
+        + 'WOS:3,2020,Article,1,"A\nB",Oslo,,,Atlantis,,,\n'  # lines 6-7: unknown country
+    )
+    report = convert("canonical", [src], "publications", tmp_path / "o.csv.gz")
+    assert [(q.line, q.field) for q in report.quarantined] == [(5, "publication_year"), (6, "country")]
+    assert report.rows_written == 1
+
+
+def test_one_invalid_utf8_byte_in_an_early_row_quarantines_that_row_not_the_file(tmp_path: Path) -> None:
+    src = tmp_path / "pubs.csv.gz"
+    rows = [f"WOS:{i},2020,Article,1,Univ,Oslo,,,NO,,," for i in range(1, 300)]
+    body = (",".join(PUBLICATION_COLUMNS) + "\n" + "\n".join(rows) + "\n").encode()
+    src.write_bytes(
+        gzip.compress(body.replace(b"WOS:2,2020,Article,1,Univ", b"WOS:2,2020,Article,1,U\xffniv"))
+    )
+    report = convert("canonical", [src], "publications", tmp_path / "o.csv.gz")
+    assert [(q.line, q.reason) for q in report.quarantined] == [(3, "broken encoding: undecodable bytes")]
+    assert report.rows_written == 298

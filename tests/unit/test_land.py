@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 from pathlib import Path
 
 import duckdb
@@ -161,3 +162,163 @@ def test_file_lines_of_good_quarantined_and_rejected_rows_in_a_larger_file(tmp_p
     by_line = {q[0]: q for q in quarantined}
     assert by_line[997][1:] == ("country", "unknown country code")
     assert "missing columns" in by_line[150_000][2]
+
+
+# --- issue 18: bounded reads, encoding, reordered headers, unread tails, file lines, leftovers ---
+ROW_A = "WOS:{n},2019,Article,1,Univ Tokyo,Tokyo,,,JP,,,Physics"
+
+
+def _articles(n: int) -> list[str]:
+    return [ROW_A.format(n=i) for i in range(1, n + 1)]
+
+
+def test_reordered_header_is_mapped_by_name(tmp_path: Path) -> None:
+    cols = list(reversed(PUBLICATION_COLUMNS))
+    values = dict(zip(PUBLICATION_COLUMNS, ROW_A.format(n=1).split(","), strict=True))
+    path = _write(
+        tmp_path / "publications.csv", ",".join(cols) + "\n" + ",".join(values[c] for c in cols) + "\n"
+    )
+    assert check_header(path, "publications") == cols
+    db = tmp_path / "e.duckdb"
+    load_database(db, layer_inputs({"publications": [path]}), {}, max_quarantine_share=0.0)
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.sql(
+        "select article_id, publication_year, city, country, subject, source_line from raw.publications"
+    ).fetchall() == [("WOS:1", 2019, "Tokyo", "JP", "Physics", 2)]
+
+
+def test_duplicated_column_is_refused(tmp_path: Path) -> None:
+    path = _write(tmp_path / "p.csv", HEADER_A + ",country\n")
+    with pytest.raises(LoadError, match=r"header: duplicated columns \['country'\]"):
+        check_header(path, "publications")
+
+
+def test_one_invalid_utf8_byte_in_an_early_row_quarantines_that_row_only(tmp_path: Path) -> None:
+    rows = _articles(200)
+    body = (HEADER_A + "\n" + "\n".join(rows) + "\n").encode()
+    bad = body.replace(b"WOS:3,2019,Article,1,Univ Tokyo", b"WOS:3,2019,Article,1,Univ \xffTokyo")
+    path = tmp_path / "publications.csv.gz"
+    path.write_bytes(gzip.compress(bad))
+    db = tmp_path / "e.duckdb"
+    stats = load_database(db, layer_inputs({"publications": [path]}), {}, max_quarantine_share=0.01)
+    assert (stats[str(path)]["rows_loaded"], stats[str(path)]["rows_quarantined"]) == (199, 1)
+    con = duckdb.connect(str(db), read_only=True)
+    [(line, reason)] = con.sql("select source_line, reason from raw.quarantine").fetchall()
+    assert line == 4 and "encoding" in reason
+
+
+def test_invalid_utf8_in_the_header_refuses_the_file_without_echoing_it(tmp_path: Path) -> None:
+    path = tmp_path / "p.csv"
+    path.write_bytes(b"\xffsecret-header-text\n1\n")
+    with pytest.raises(LoadError, match=r"line 1 \(header\) is not valid UTF-8") as err:
+        check_header(path, "patents")
+    assert "secret" not in str(err.value)
+
+
+def test_header_that_is_not_column_names_is_not_echoed(tmp_path: Path) -> None:
+    path = _write(tmp_path / "p.csv", "root:x:0:0:root:/root:/bin/bash\n")
+    with pytest.raises(LoadError, match=r"not shown") as err:
+        check_header(path, "patents")
+    assert "/bin/bash" not in str(err.value)
+
+
+def _gzip_with_zeros(path: Path, head: str, zero_mib: int) -> Path:
+    with gzip.open(path, "wb", compresslevel=1) as fh:
+        fh.write(head.encode())
+        block = b"\0" * (1 << 20)
+        for _ in range(zero_mib):
+            fh.write(block)
+    return path
+
+
+def test_header_read_is_bounded(tmp_path: Path) -> None:
+    """256 MiB of zeros with no line break: the header check stops after 64 KiB (it used to read
+    the whole line into memory)."""
+    import time
+
+    path = _gzip_with_zeros(tmp_path / "zeros.csv.gz", "", 256)
+    started = time.monotonic()
+    with pytest.raises(LoadError, match=r"line 1 \(header\) is longer than 65536 bytes"):
+        check_header(path, "patents")
+    assert time.monotonic() - started < 2
+
+
+def test_tail_of_zeros_after_good_rows_is_quarantined_and_refuses_the_file(tmp_path: Path) -> None:
+    """A header, 2 rows and 128 MiB of NUL bytes: DuckDB returns the 2 rows and says nothing of
+    the rest. The unread tail is quarantined and counted; the file is refused, and its
+    quarantine is kept where an auditor finds it."""
+    path = _gzip_with_zeros(
+        tmp_path / "publications.csv.gz", HEADER_A + "\n" + "\n".join(_articles(2)) + "\n", 128
+    )
+    db = tmp_path / "ws" / "stclusters.duckdb"
+    with pytest.raises(LoadError, match=r"quarantined, above max_quarantine_share") as err:
+        load_database(db, layer_inputs({"publications": [path]}), {}, max_quarantine_share=0.01)
+    kept = tmp_path / "ws" / "quarantine" / "publications.csv.gz.quarantine.csv"
+    assert str(kept) in str(err.value)
+    text = kept.read_text()
+    assert "not read: lines 4-4" in text and ",4,*," in text
+    assert not db.exists()
+
+
+def test_scan_file_counts_lines_and_refuses_above_the_cap(tmp_path: Path) -> None:
+    from stclusters.land import scan_file
+
+    path = _write(tmp_path / "a.csv.gz", "h\n1\n2")
+    assert (scan_file(path).bytes, scan_file(path).lines) == (5, 3)
+    big = _gzip_with_zeros(tmp_path / "z.csv.gz", "h\n", 8)
+    with pytest.raises(
+        LoadError,
+        match=r"more than 4194304 bytes once decompressed, the cap set by the run parameter max_input_gib",
+    ):
+        scan_file(big, max_bytes=4 << 20)
+
+
+def test_quarantine_lines_are_file_lines_with_embedded_newlines(tmp_path: Path) -> None:
+    text = "\n".join(
+        [
+            HEADER_A,
+            'WOS:1,2019,Article,1,"Univ\nof\nTokyo",Tokyo,,,JP,,,Physics',  # lines 2-4
+            "WOS:2,20x9,Article,1,Univ,Tokyo,,,JP,,,Physics",  # line 5: bad year
+            "",  # line 6: blank
+            "WOS:3,2019,Article,1,Univ,Tokyo,,JP",  # line 7: too few fields (DuckDB reject)
+            'WOS:4,2019,Article,1,"A\nB",Tokyo,,,XX,,,Physics',  # lines 8-9: unknown country
+            "WOS:5,2019,Article,1,Univ,Tokyo,,,JP,,,Physics",  # line 10
+        ]
+    )
+    path = _write(tmp_path / "publications.csv", text + "\n")
+    db = tmp_path / "e.duckdb"
+    load_database(db, layer_inputs({"publications": [path]}), {}, max_quarantine_share=1.0)
+    con = duckdb.connect(str(db), read_only=True)
+    q = con.sql("select source_line, field from raw.quarantine order by source_line").fetchall()
+    assert [line for line, _ in q] == [5, 7, 8]
+    good = con.sql("select article_id, source_line from raw.publications order by source_line").fetchall()
+    assert good == [("WOS:1", 2), ("WOS:5", 10)]
+
+
+def test_declared_row_count_is_checked(tmp_path: Path) -> None:
+    path = _write(tmp_path / "publications.csv", HEADER_A + "\n" + "\n".join(_articles(3)) + "\n")
+    inputs = layer_inputs({"publications": [path]})
+    with pytest.raises(LoadError, match=r"3 data rows .* declares rows: 6"):
+        load_database(tmp_path / "e.duckdb", inputs, {}, landed_meta={str(path): {"expected_rows": 6}})
+    stats = load_database(tmp_path / "e.duckdb", inputs, {}, landed_meta={str(path): {"expected_rows": 3}})
+    assert stats[str(path)]["rows_loaded"] == 3
+
+
+def test_stale_loading_files_of_dead_pids_are_removed(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    dead_pid = int(dead.stdout)
+    db = tmp_path / "stclusters.duckdb"
+    stale = tmp_path / f"stclusters.duckdb.loading-{dead_pid}"
+    stale_wal = tmp_path / f"stclusters.duckdb.loading-{dead_pid}.wal"
+    live = tmp_path / f"stclusters.duckdb.loading-{os.getppid()}"  # a running process: kept
+    for p in (stale, stale_wal, live):
+        p.write_bytes(b"x")
+    path = _write(tmp_path / "publications.csv", HEADER_A + "\n" + "\n".join(_articles(2)) + "\n")
+    load_database(db, layer_inputs({"publications": [path]}), {})
+    assert not stale.exists() and not stale_wal.exists()
+    assert live.exists()

@@ -1,8 +1,8 @@
 """The canonical dump itself: check the header and every row, pass valid rows through.
 
-The header must hold exactly the layer's columns (any order); rows are rewritten in schema
-order. An empty file, a truncated gzip or a wrong header refuses the whole file
-(:class:`FormatError`); a bad row is quarantined.
+The header must hold exactly the layer's columns (any order, mapped by name); rows are rewritten
+in schema order. An empty file, a truncated gzip or a wrong header refuses the whole file
+(:class:`FormatError`); a bad row is quarantined with the file line where its record starts.
 """
 
 from __future__ import annotations
@@ -136,8 +136,11 @@ def _convert_file(path: Path, layer: str, report: ConversionReport, writer: Cano
                 raise FormatError(f"{path}: empty file (no header row)")
             header[0] = header[0].lstrip("\ufeff")
             check_header(path, header, layer)
+            next_line = reader.line_num + 1
             for cells in reader:
-                line = reader.line_num
+                # the record's FIRST file line (line_num is its last: a quoted field may hold
+                # line breaks)
+                line, next_line = next_line, reader.line_num + 1
                 if not cells or cells == [""]:
                     continue
                 report.records_read += 1
