@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -76,7 +77,7 @@ def run_dbt(params: RunParams, command: str = "build", extra: list[str] | None =
     assert proc.stdout is not None
     for line in proc.stdout:
         line = line.rstrip()
-        log.info("dbt | %s", line)
+        log.log(dbt_line_level(line), "dbt | %s", line)
         tail = [*tail, line][-40:]
     code = proc.wait()
     results = dbt_dir / "target" / "run_results.json"
@@ -87,6 +88,17 @@ def run_dbt(params: RunParams, command: str = "build", extra: list[str] | None =
             + (failures or "\n".join(tail[-15:]))
         )
     return results
+
+
+# dbt's lines that stay at INFO in the task log: its start, what it found, warnings, failures and
+# the totals. The per-node START/OK lines (two per model and test, ~360 a build) go to DEBUG;
+# all of them are in dbt's own log, <workspace>/<edition>/dbt/logs/dbt.log.
+_DBT_INFO = re.compile(r"Running with dbt|Found \d+ model|WARN|ERROR|FAIL|Finished running|Completed|Done\. ")
+
+
+def dbt_line_level(line: str) -> int:
+    """The log level of one line of dbt's output (INFO for the lines an operator reads)."""
+    return logging.INFO if _DBT_INFO.search(line) else logging.DEBUG
 
 
 def summarise_failures(run_results: Path) -> str:
