@@ -26,6 +26,7 @@ from typing import IO
 import duckdb
 
 from stclusters.countries import iso_codes
+from stclusters.formats.base import ADDRESS, MAX_LINE_BYTES, RECORD
 from stclusters.schema import COLUMNS, LAYERS
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,10 @@ _TYPED_SELECT = {
 
 
 MAX_HEADER_BYTES = 64 * 1024  # a header line longer than this is not a canonical header
-MAX_LINE_BYTES = 4 * 1024 * 1024  # above DuckDB's default max_line_size (2 MB): such a line is never a row
+# MAX_LINE_BYTES (formats.base) caps every line read in Python, here and in the format adapters.
+ROW_UNIT = ADDRESS
+"""The unit of a canonical row quarantined at load: one row is one address of a document
+(an inventor address of an application, an author address of an article)."""
 _COLUMN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_ .-]{0,63}$")
 
 
@@ -345,7 +349,8 @@ def _load_file(
         f"""
         insert into raw.quarantine
         select {_sql_str(layer)}, {src}, r.line + coalesce(s.shift, 0), coalesce(r.column_name, ''),
-               lower(r.error_type) || ': ' || r.error_message, left(r.csv_line, 500)
+               lower(r.error_type) || ': ' || r.error_message, left(r.csv_line, 500),
+               {_sql_str(ROW_UNIT)}
         from (
             select * from reject_errors
             qualify row_number() over (partition by line order by column_idx) = 1
@@ -356,7 +361,8 @@ def _load_file(
         f"""
         insert into raw.quarantine
         select {_sql_str(layer)}, {src}, {_line_expr({str(path): offset})},
-               split_part(t.problem, '|', 1), split_part(t.problem, '|', 2), t.raw_record
+               split_part(t.problem, '|', 1), split_part(t.problem, '|', 2), t.raw_record,
+               {_sql_str(ROW_UNIT)}
         from {rows} as t where t.source_file = {src} and t.problem is not null
         """
     )
@@ -390,8 +396,8 @@ def _quarantine_unread(
     )
     log.warning("%s: %s", path, reason)
     con.execute(
-        "insert into raw.quarantine select ?, ?, line, '*', ?, '' from range(?, ?) as r(line)",
-        [layer, str(path), reason, first, lines + 1],
+        "insert into raw.quarantine select ?, ?, line, '*', ?, '', ? from range(?, ?) as r(line)",
+        [layer, str(path), reason, ROW_UNIT, first, lines + 1],
     )
 
 
@@ -428,7 +434,8 @@ create or replace table raw.publications_rows (
     problem varchar, raw_record varchar);
 create or replace table raw.quarantine (
     layer varchar, source_file varchar, source_line bigint, field varchar, reason varchar,
-    raw_record varchar);
+    raw_record varchar, unit varchar);
+create or replace table raw.read_counts (layer varchar, unit varchar, n_read bigint);
 create or replace table raw.landed_files (
     layer varchar, uri varchar, path varchar, size bigint, sha256 varchar, fetched_at varchar,
     rows_loaded bigint, rows_quarantined bigint);
@@ -465,6 +472,7 @@ def load_database(
     gazetteer_files: dict[str, Path],
     landed_meta: dict[str, dict] | None = None,
     adapter_quarantine: dict[str, Path] | None = None,
+    adapter_counts: dict[str, dict] | None = None,
     max_quarantine_share: float = 0.01,
     memory_limit: str = "8GB",
     threads: int = 2,
@@ -478,6 +486,9 @@ def load_database(
     refused file's quarantine is written to ``quarantine_dir`` (default: ``<db dir>/quarantine``)
     as ``<file name>.quarantine.csv`` so that it outlives the discarded database. ``landed_meta``
     (per file path) may carry ``lines`` (scan_file) to spare a pass over the file.
+    ``adapter_quarantine`` and ``adapter_counts`` (per layer: an adapter's quarantine file and
+    its conversion counts from landed.json) add the adapter's quarantine, with its units, and
+    its records and addresses read (raw.read_counts, the gate's denominators).
     """
     db_path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_loading(db_path)
@@ -529,13 +540,15 @@ def load_database(
             _check_expected_rows(stats)
             _check_quarantine(stats, max_quarantine_share, con, quarantine_dir)
             for layer, qpath in sorted((adapter_quarantine or {}).items()):
-                # Records a format adapter refused before the canonical file was written.
+                # Records (or addresses) a format adapter refused before the canonical file was
+                # written, each with its unit.
                 con.execute(
                     "insert into raw.quarantine "
-                    "select ?, file, try_cast(line as bigint), field, reason, value "
+                    "select ?, file, try_cast(line as bigint), field, reason, value, unit "
                     "from read_csv(?, header = true, all_varchar = true)",
                     [layer, str(qpath)],
                 )
+            _record_read_counts(con, stats, adapter_counts or {})
             _load_gazetteer(con, gazetteer_files)
             con.execute("checkpoint")
         finally:
@@ -547,6 +560,29 @@ def load_database(
         Path(str(tmp_path) + ".wal").unlink(missing_ok=True)
         raise
     return stats
+
+
+def _record_read_counts(
+    con: duckdb.DuckDBPyConnection, stats: dict[str, dict], adapter_counts: dict[str, dict]
+) -> None:
+    """raw.read_counts: per layer and unit, what was read, the denominators of the gate's
+    quarantine shares (quarantined records / records read, quarantined addresses / addresses
+    read). A converted layer's records and addresses are those its adapter read (landed.json's
+    conversion counts); the canonical rows the load reads are addresses of these. A layer landed
+    canonical has no records of its own: its addresses are the canonical rows read."""
+    rows: list[tuple[str, str, int]] = []
+    for layer in LAYERS:
+        canonical_rows = sum(
+            s["rows_loaded"] + s["rows_quarantined"] for s in stats.values() if s["layer"] == layer
+        )
+        counts = adapter_counts.get(layer) or {}
+        if counts.get("records_read"):
+            rows.append((layer, RECORD, int(counts["records_read"])))
+        # an adapter that does not count addresses (one address per record) leaves them to the
+        # canonical rows; an adapter that does counts every address it read, written or not
+        addresses = int(counts.get("addresses_read") or 0)
+        rows.append((layer, ADDRESS, max(addresses, canonical_rows)))
+    con.executemany("insert into raw.read_counts values (?, ?, ?)", rows)
 
 
 def _check_expected_rows(stats: dict[str, dict]) -> None:
@@ -585,7 +621,8 @@ def _check_quarantine(
         listed = "; ".join(f"{r} ({n} rows)" for r, n in reasons)
         kept = export_quarantine(con, path, quarantine_dir)
         raise LoadError(
-            f"{path}: {share:.1%} of rows quarantined, above max_quarantine_share={max_share:.1%}. "
+            f"{path}: {share:.1%} of rows quarantined, above max_quarantine_share={max_share:.1%} "
+            f"(a row is one {ROW_UNIT}). "
             f"Main reasons: {listed}. The quarantined rows (file, line, field, reason): {kept}"
         )
 
@@ -596,7 +633,7 @@ def export_quarantine(con: duckdb.DuckDBPyConnection, source_file: str, out_dir:
     out = out_dir / f"{Path(source_file).name}.quarantine.csv"
     tmp = out.with_name(f".{out.name}.{os.getpid()}.part")
     con.execute(
-        f"copy (select source_file as file, source_line as line, field, reason, raw_record as value "
+        f"copy (select source_file as file, source_line as line, field, reason, raw_record as value, unit "
         f"from raw.quarantine where source_file = ? order by source_line) to {_sql_str(str(tmp))} "
         "(header, delimiter ',')",
         [source_file],

@@ -396,6 +396,9 @@ def load(conf: Mapping[str, Any] | None = None) -> dict:
         {name: Path(v["path"]) for name, v in record["gazetteer"].items()},
         landed_meta=meta,
         adapter_quarantine=adapter_quarantine,
+        adapter_counts={
+            layer: v["conversion"] for layer, v in record["layers"].items() if v.get("conversion")
+        },
         max_quarantine_share=params.max_quarantine_share,
         memory_limit=params.duckdb_memory_limit,
         threads=params.duckdb_threads,

@@ -76,3 +76,25 @@ def test_a_table_without_a_date_is_refused(tmp_path: Path) -> None:
     with pytest.raises(FormatError, match="no priority_date or priority_year") as err:
         convert("geopat", [src], "patents", tmp_path / "o.csv.gz")
     assert str(src) in str(err.value)
+
+
+def test_table_header_longer_than_the_line_cap_is_refused_with_bounded_memory(tmp_path: Path) -> None:
+    """formats.tables reads only the header line in Python (DuckDB reads the rows): capped too."""
+    import tracemalloc
+
+    from stclusters.formats import tables
+    from stclusters.formats.base import MAX_LINE_BYTES
+
+    path = tmp_path / "geopat.csv"
+    with open(path, "wb") as fh:
+        fh.write(b"appln_id," + b"c" * (12 * 2**20) + b"\n1,2\n")
+    tracemalloc.start()
+    try:
+        with pytest.raises(
+            FormatError, match=rf"geopat\.csv: line 1: header line longer than {MAX_LINE_BYTES}"
+        ):
+            tables.header(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 2**20

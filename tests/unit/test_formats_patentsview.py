@@ -109,3 +109,24 @@ def test_line_of_skips_rejected_lines() -> None:
     assert patentsview.line_of(0, []) == 2
     assert patentsview.line_of(7, [9]) == 10
     assert patentsview.line_of(2, [3, 4, 6]) == 7
+
+
+def test_header_longer_than_the_line_cap_is_refused_fast_with_bounded_memory(tmp_path: Path) -> None:
+    """A gzip of 160 MiB of zeros without a line end (issue 18 item 5): one bounded read, then a
+    clear error naming the file, the line and the cap."""
+    import tracemalloc
+
+    from stclusters.formats.base import MAX_LINE_BYTES
+
+    path = tmp_path / "g_inventor_disambiguated.tsv.gz"
+    with gzip.open(path, "wb", compresslevel=1) as fh:
+        for _ in range(160):
+            fh.write(bytes(1 << 20))
+    tracemalloc.start()
+    try:
+        with pytest.raises(FormatError, match=rf"tsv\.gz: line 1: header line longer than {MAX_LINE_BYTES}"):
+            patentsview.header(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 2**20

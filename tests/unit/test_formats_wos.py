@@ -387,3 +387,59 @@ def test_real_export_with_u_fffd_in_an_unused_field_loses_nothing(tmp_path: Path
     assert "\ufffd" in real.read_text(encoding="utf-8-sig")  # WoS wrote it (in RI)
     report = convert("wos", [real], "publications", tmp_path / "o.csv.gz")
     assert report.records_read == 20 and report.quarantined == []
+
+
+# --- bounded reads (issue 18 item 5) -------------------------------------------------------------
+def _zeros_gz(path: Path, mib: int, prefix: bytes = b"") -> Path:
+    """``prefix`` then ``mib`` MiB of NUL bytes without a line end, gzip-compressed (small on disk)."""
+    with gzip.open(path, "wb", compresslevel=1) as fh:
+        fh.write(prefix)
+        block = bytes(1 << 20)
+        for _ in range(mib):
+            fh.write(block)
+    return path
+
+
+def _fails_bounded(call, match: str) -> None:
+    import time
+    import tracemalloc
+
+    from stclusters.formats.base import MAX_LINE_BYTES
+
+    tracemalloc.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(FormatError, match=match) as caught:
+            call()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert str(MAX_LINE_BYTES) in str(caught.value)
+    assert peak < 64 * 2**20, f"peak {peak / 2**20:.0f} MiB"
+    assert time.monotonic() - started < 30
+
+
+def test_plain_reader_refuses_a_gzip_of_zeros_without_newline_fast_and_bounded(tmp_path: Path) -> None:
+    path = _zeros_gz(tmp_path / "savedrecs.txt.gz", 160)  # old code: one 160 MiB readline
+    _fails_bounded(
+        lambda: convert("wos", [path], "publications", tmp_path / "out.csv.gz"),
+        r"savedrecs\.txt\.gz: line 1: ",
+    )
+
+
+def test_plain_reader_refuses_a_multi_megabyte_line_inside_a_record(tmp_path: Path) -> None:
+    head = b"FN Clarivate Analytics Web of Science\nVR 1.0\nPT J\nAU Smith, J\nTI "
+    path = tmp_path / "savedrecs.txt"
+    with open(path, "wb") as fh:
+        fh.write(head + b"x" * (6 * 2**20) + b"\nER\n\nEF\n")
+    _fails_bounded(lambda: list(wos.read_records(path)), r"savedrecs\.txt: line 5: line longer than")
+
+
+def test_tab_reader_refuses_a_multi_megabyte_row(tmp_path: Path) -> None:
+    path = tmp_path / "savedrecs.tsv"
+    with open(path, "wb") as fh:
+        fh.write(b"PT\tAU\tC1\tDT\tPY\tUT\tWC\n")
+        fh.write(b"J\tSmith, J\t[Smith, J] Univ Tokyo, Tokyo, Japan.\tArticle\t2020\tWOS:1\tPhysics\n")
+        fh.write(b"J\t" + b"y" * (6 * 2**20) + b"\n")
+    assert wos.variant(path) == "tab"
+    _fails_bounded(lambda: list(wos.read_records(path)), r"savedrecs\.tsv: line 3: line longer than")

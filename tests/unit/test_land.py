@@ -322,3 +322,42 @@ def test_stale_loading_files_of_dead_pids_are_removed(tmp_path: Path) -> None:
     load_database(db, layer_inputs({"publications": [path]}), {})
     assert not stale.exists() and not stale_wal.exists()
     assert live.exists()
+
+
+def test_adapter_quarantine_keeps_its_unit_and_the_gate_share_is_per_unit(tmp_path: Path, files) -> None:
+    """89 addresses quarantined by the WoS adapter out of 900 addresses in 300 records are 9.9%
+    of addresses (not 89 "records" over the landed rows); load-time rows count as addresses."""
+    from stclusters import validate
+    from stclusters.formats.base import ADDRESS, ConversionReport, write_quarantine
+
+    report = ConversionReport("wos", "publications", [], tmp_path / "canonical" / "publications.csv.gz")
+    report.records_read, report.addresses_read = 300, 900
+    for i in range(89):
+        report.quarantine("savedrecs.txt", 10 + i, "C1", "unknown country: Atlantis", "X, Atlantis", ADDRESS)
+    qpath = write_quarantine(report)
+    db = tmp_path / "edition.duckdb"
+    _load(
+        db,
+        files,
+        adapter_quarantine={"publications": qpath},
+        adapter_counts={"publications": report.counts()},
+    )
+    con = duckdb.connect(str(db), read_only=True)
+    units = dict(
+        con.execute("select layer || '/' || unit, count(*) from raw.quarantine group by all").fetchall()
+    )
+    # the adapter's addresses plus the publication rows the load refused (each one address)
+    load_rows = con.execute(
+        "select count(*) from raw.quarantine where layer = 'publications' and source_file <> 'savedrecs.txt'"
+    ).fetchone()[0]
+    assert units == {"patents/address": 5, "publications/address": 89 + load_rows}
+    shares = {
+        f"{layer}/{unit}": (n_read, n_q, share)
+        for layer, unit, n_read, n_q, share in con.execute(validate.RAW_QUARANTINE_SQL).fetchall()
+    }
+    con.close()
+    assert shares["publications/record"] == (300, 0, 0.0)
+    assert shares["publications/address"][:2] == (900, 89 + load_rows)
+    assert shares["publications/address"][2] == pytest.approx((89 + load_rows) / 900)
+    assert shares["patents/address"] == (8, 5, 5 / 8)  # a canonical layer: its rows are addresses
+    assert "patents/record" not in shares

@@ -154,3 +154,35 @@ def test_validation_runs_are_pruned_to_the_last_n(small_edition) -> None:
     left = sorted(p for p in (params.workspace / "validation").iterdir() if p.is_dir())
     assert left == run_dirs[-2:]
     assert Path(validate.latest_summary(params)["run_dir"]) == run_dirs[-1]
+
+
+WOS_ADDRESS_QUARANTINE = """
+delete from raw.read_counts where layer = 'publications';
+insert into raw.read_counts values ('publications', 'record', 300), ('publications', 'address', 900);
+insert into raw.quarantine
+select 'publications', 'savedrecs.txt', 10 + i, 'C1', 'unknown country: Atlantis', 'X, Atlantis', 'address'
+from range(89) as r(i);
+"""
+
+
+def test_quarantine_share_is_per_unit_addresses_over_addresses(small_edition, edition_sql) -> None:
+    """A WoS file whose adapter quarantined 89 of the 900 addresses of its 300 records: 9.9% of
+    addresses (not 29.7% "of records"), named by layer and unit in the message and summary."""
+    params = small_edition(max_quarantine_share=0.10)
+    edition_sql(params, WOS_ADDRESS_QUARANTINE)
+    result = validate.run_gate(params)
+    assert result["passed"] is True
+    summary = validate.latest_summary(params)
+    row = next(r for r in summary["results"] if r["check"] == "raw.quarantine_share")
+    assert row["frame"] == "raw_quarantine"
+    assert row["values"]["publications/address"] == pytest.approx(89 / 900)
+    assert row["values"]["publications/record"] == 0.0
+    assert "publications/address" in (Path(result["run_dir"]) / "summary.md").read_text()
+
+    params = small_edition(max_quarantine_share=0.05)
+    edition_sql(params, WOS_ADDRESS_QUARANTINE)
+    with pytest.raises(GateFailed) as caught:
+        validate.run_gate(params)
+    message = str(caught.value)
+    assert "raw.quarantine_share" in message
+    assert "'layer': 'publications', 'unit': 'address'" in message

@@ -26,6 +26,12 @@ from stclusters.schema import COLUMNS, LAYERS
 
 log = logging.getLogger(__name__)
 
+MAX_LINE_BYTES = 4 * 1024 * 1024
+"""The longest line read in Python, by the load step and by every adapter's reader: above DuckDB's
+default max_line_size (2 MB), so such a line is never a row, and far above any real export's
+line (a Web of Science record line, an OpenAlex work with thousands of authors). Text readers
+count characters (at least one byte each), so one line costs at most a few times this in memory."""
+
 QUARANTINE_COLUMNS = ("file", "line", "field", "reason", "value", "unit")
 
 RECORD = "record"
@@ -271,6 +277,44 @@ def peek_bytes(path: Path, n: int = 4096) -> bytes:
         ) from exc
     except OSError as exc:
         raise FormatError(f"{path}: cannot read: {exc}") from exc
+
+
+class LineTooLong(FormatError):
+    """A line longer than MAX_LINE_BYTES: refused without reading it into memory."""
+
+
+def line_too_long(path: Path | str, number: int, what: str = "line") -> str:
+    return (
+        f"{path}: line {number}: {what} longer than {MAX_LINE_BYTES} characters (MAX_LINE_BYTES, the cap "
+        "on one line read): no export writes such a line; the file is corrupt or not this format "
+        "(e.g. a run of NUL bytes without a line end): fetch or export it again"
+    )
+
+
+def capped_readline(fh: IO[str], path: Path | str, number: int, what: str = "line") -> str:
+    """One line of at most MAX_LINE_BYTES characters (its line end included or not); LineTooLong
+    naming the file and line otherwise, after reading MAX_LINE_BYTES + 1 characters at most."""
+    line = fh.readline(MAX_LINE_BYTES + 1)
+    if len(line) > MAX_LINE_BYTES and not line.endswith(("\n", "\r")):
+        raise LineTooLong(line_too_long(path, number, what))
+    return line
+
+
+def skip_rest_of_line(fh: IO[str]) -> None:
+    """Read past the rest of an overlong line in bounded pieces (for formats where one line is
+    one record and a refused line can be quarantined)."""
+    while piece := fh.readline(MAX_LINE_BYTES + 1):
+        if piece.endswith(("\n", "\r")):
+            return
+
+
+def capped_lines(fh: IO[str], path: Path | str, start: int = 1) -> Iterator[tuple[int, str]]:
+    """(line number, line) like ``enumerate(fh, start)``, but each line capped at MAX_LINE_BYTES
+    characters: a longer line raises LineTooLong (file, line, cap), never an unbounded read."""
+    number = start
+    while line := capped_readline(fh, path, number):
+        yield number, line
+        number += 1
 
 
 BROKEN = "\ufffd"

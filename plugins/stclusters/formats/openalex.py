@@ -36,15 +36,19 @@ from stclusters.formats.addresses import named_country, trailing_country
 from stclusters.formats.base import (
     ADDRESS,
     BROKEN,
+    MAX_LINE_BYTES,
     ConversionReport,
     FormatError,
+    LineTooLong,
     canonical_output,
+    capped_readline,
     check_layer,
     finish,
     is_gzip,
     open_text,
     peek_bytes,
     readable,
+    skip_rest_of_line,
 )
 from stclusters.formats.c1 import Address, AddressError, parse_c1
 from stclusters.gazetteer import normalize_name
@@ -61,6 +65,11 @@ EXPECTED = (
     "expected OpenAlex works or institutions as JSON lines (one object per line, as the snapshot's "
     'part_*.gz), a saved API response page ({"meta": ..., "results": [...]}), or a snapshot manifest'
 )
+MAX_DOCUMENT_BYTES = 64 * 1024 * 1024
+"""The largest saved API page (one JSON document) read: a page holds at most 200 works, a few MB
+even with long author lists. Text is counted in characters (at least one byte each)."""
+TOO_LONG = object()
+"""Yielded for a JSON line over MAX_LINE_BYTES: skipped in bounded pieces and quarantined."""
 # The year is read from the raw line before parsing it, to skip works outside the windows cheaply.
 _YEAR_FIELD = re.compile(r'"publication_year"\s*:\s*"?(\d{4})\b')
 _US_STATE = re.compile(r"^[A-Z]{2}(?:\s+\d{5}(?:-\d{4})?)?$")
@@ -111,14 +120,23 @@ def describe(path: Path) -> Source:
     """The layout and kind of one input file; FormatError saying what it is otherwise."""
     with readable(path), open_text(path) as fh:
         first_number, first = 0, ""
-        for number, line in enumerate(fh, start=1):
+        number = 0
+        while True:
+            number += 1
+            try:
+                line = capped_readline(fh, path, number)
+            except LineTooLong:  # not a JSON line: maybe a one-line API page, read as a document
+                first_number, first = number, None
+                break
+            if not line:
+                break
             if line.strip():
                 first_number, first = number, line
                 break
-        if not first:
+        if first == "":
             raise FormatError(f"{path}: empty file; {EXPECTED}")
         try:
-            record = json.loads(first)
+            record = json.loads(first) if first is not None else None
         except json.JSONDecodeError:
             record = None
         if isinstance(record, dict) and not _is_document(record):
@@ -147,7 +165,13 @@ def _is_document(record: dict[str, Any]) -> bool:
 
 def _load_document(path: Path) -> Any:
     with readable(path), open_text(path) as fh:
-        text = fh.read()
+        text = fh.read(MAX_DOCUMENT_BYTES + 1)
+    if len(text) > MAX_DOCUMENT_BYTES:
+        raise FormatError(
+            f"{path}: one JSON document longer than {MAX_DOCUMENT_BYTES} characters (MAX_DOCUMENT_BYTES, "
+            "the cap on a saved API page; a page of 200 works is a few MB): not an API page; write "
+            f"the works as JSON lines (one work per line, each under {MAX_LINE_BYTES} characters)"
+        )
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
@@ -435,6 +459,9 @@ def _records(source: Source, report: ConversionReport) -> Iterator[tuple[int, di
     """(line or position, record) of one file; undecodable lines and lines that are not JSON are
     quarantined here."""
     for number, item in _raw_items(source):
+        if item is TOO_LONG:
+            report.quarantine(source.path, number, "*", _too_long_reason())
+            continue
         if isinstance(item, str):
             if BROKEN in item:
                 report.quarantine(source.path, number, "*", "broken encoding: undecodable bytes")
@@ -450,14 +477,29 @@ def _records(source: Source, report: ConversionReport) -> Iterator[tuple[int, di
         yield number, item
 
 
+def _too_long_reason() -> str:
+    return f"line longer than {MAX_LINE_BYTES} characters (MAX_LINE_BYTES): not read"
+
+
 def _raw_items(source: Source, years: tuple[int, int] | None = None) -> Iterator[tuple[int, str | Any]]:
     """(line, text) of JSON lines, (position in results, object) of a JSON document. Lines whose
-    publication_year is outside ``years`` are yielded as None, unparsed."""
+    publication_year is outside ``years`` are yielded as None, unparsed; a line over
+    MAX_LINE_BYTES as TOO_LONG, skipped in bounded pieces (one work quarantined, not the file)."""
     if source.layout == "document":
         yield from enumerate(_document_records(source.path, _load_document(source.path)), start=1)
         return
     with readable(source.path), open_text(source.path) as fh:
-        for number, line in enumerate(fh, start=1):
+        number = 0
+        while True:
+            number += 1
+            try:
+                line = capped_readline(fh, source.path, number)
+            except LineTooLong:
+                skip_rest_of_line(fh)
+                yield number, TOO_LONG
+                continue
+            if not line:
+                break
             if not line.strip():
                 continue
             if years is not None:
@@ -493,6 +535,9 @@ def convert(
                 report.records_read += 1
                 if item is None:
                     report.excluded[f"publication year outside {years[0]}-{years[1]}"] += 1  # type: ignore[index]
+                    continue
+                if item is TOO_LONG:
+                    report.quarantine(source.path, number, "*", _too_long_reason())
                     continue
                 rows = _work_rows(source.path, number, item, places, report)
                 for row in rows:

@@ -20,6 +20,7 @@ from stclusters.formats.base import (
     ConversionReport,
     FormatError,
     canonical_output,
+    capped_readline,
     check_layer,
     finish,
     open_text,
@@ -44,7 +45,8 @@ BATCH = 50_000
 
 def header(path: Path) -> list[str]:
     with open_text(path) as fh:
-        return [h.strip().strip('"') for h in fh.readline().lstrip("\ufeff").rstrip("\r\n").split("\t")]
+        line = capped_readline(fh, path, 1, "header line")
+        return [h.strip().strip('"') for h in line.lstrip("\ufeff").rstrip("\r\n").split("\t")]
 
 
 def table_of(path: Path) -> str:

@@ -18,7 +18,13 @@ from pathlib import Path
 import duckdb
 
 from stclusters.countries import country_code, iso_codes
-from stclusters.formats.base import ConversionReport, FormatError, canonical_output, open_text
+from stclusters.formats.base import (
+    ConversionReport,
+    FormatError,
+    canonical_output,
+    capped_readline,
+    open_text,
+)
 from stclusters.formats.patentsview import line_of
 from stclusters.schema import COLUMNS
 
@@ -30,7 +36,7 @@ BATCH = 50_000
 
 def first_line(path: Path) -> str:
     with open_text(path) as fh:
-        return fh.readline().lstrip("\ufeff").rstrip("\r\n")
+        return capped_readline(fh, path, 1, "header line").lstrip("\ufeff").rstrip("\r\n")
 
 
 def split_header(line: str) -> tuple[list[str], str]:

@@ -23,6 +23,8 @@ from stclusters.formats.base import (
     ConversionReport,
     FormatError,
     canonical_output,
+    capped_lines,
+    capped_readline,
     check_layer,
     finish,
     is_gzip,
@@ -135,7 +137,7 @@ def variant(path: Path) -> str:
 
 def _first_line(path: Path) -> str:
     with readable(path), open_text(path, detect_encoding(path)) as fh:
-        return fh.readline().lstrip("\ufeff")
+        return capped_readline(fh, path, 1).lstrip("\ufeff")
 
 
 def read_records(path: Path) -> Iterator[Record]:
@@ -149,7 +151,7 @@ def _read_plain(path: Path) -> Iterator[Record]:
     seen: set[str] = set()
     ended = False  # the EF line WoS writes at the end of every export
     with readable(path), open_text(path, detect_encoding(path)) as fh:
-        for number, raw in enumerate(fh, start=1):
+        for number, raw in capped_lines(fh, path):
             line = raw.rstrip("\r\n").lstrip("\ufeff")
             if not line.strip():
                 continue
@@ -214,7 +216,7 @@ def _read_tab(path: Path) -> Iterator[Record]:
     filled: set[str] = set()  # columns with a value in at least one row
     with readable(path), open_text(path, detect_encoding(path)) as fh:
         header: list[str] = []
-        for number, raw in enumerate(fh, start=1):
+        for number, raw in capped_lines(fh, path):
             line = raw.rstrip("\r\n").lstrip("\ufeff") if number == 1 else raw.rstrip("\r\n")
             if number == 1:
                 header = line.split("\t")
