@@ -129,3 +129,18 @@ def test_one_invalid_utf8_byte_in_an_early_row_quarantines_that_row_not_the_file
     report = convert("canonical", [src], "publications", tmp_path / "o.csv.gz")
     assert [(q.line, q.reason) for q in report.quarantined] == [(3, "broken encoding: undecodable bytes")]
     assert report.rows_written == 298
+
+
+def test_a_line_longer_than_the_cap_is_refused_without_reading_it(tmp_path, monkeypatch) -> None:
+    """Issue 18, item 5: the canonical adapter reads capped lines, like the others."""
+    import gzip
+
+    from stclusters.formats import base, canonical
+    from stclusters.schema import COLUMNS
+
+    monkeypatch.setattr(base, "MAX_LINE_BYTES", 1 << 16)
+    path = tmp_path / "patents.csv.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as fh:
+        fh.write(",".join(COLUMNS["patents"]) + "\n" + "x" * (1 << 20))
+    with pytest.raises(base.LineTooLong, match=r"line 2: line longer than 65536"):
+        canonical.convert([path], "patents", tmp_path / "out.csv.gz")

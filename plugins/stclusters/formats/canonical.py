@@ -21,6 +21,7 @@ from stclusters.formats.base import (
     ConversionReport,
     FormatError,
     canonical_output,
+    capped_lines,
     check_layer,
     finish,
     open_text,
@@ -130,7 +131,8 @@ def _convert_file(path: Path, layer: str, report: ConversionReport, writer: Cano
     previous_id: str | None = None
     try:
         with open_text(path) as fh:
-            reader = csv.reader(fh)
+            # every physical line capped (MAX_LINE_BYTES): never an unbounded read
+            reader = csv.reader(line for _, line in capped_lines(fh, path))
             header = next(reader, None)
             if not header or header == [""]:
                 raise FormatError(f"{path}: empty file (no header row)")
