@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from realcorpus import CORPUS, needs_corpus
 from stclusters.formats import convert, sniff, wos
 from stclusters.formats.base import FormatError
 from stclusters.formats.c1 import Address, AddressError, parse_c1
@@ -382,8 +383,9 @@ def test_a_record_whose_only_address_is_lost_is_quarantined_as_a_record(tmp_path
     assert report.records_with_lost_addresses == 0
 
 
+@needs_corpus
 def test_real_export_with_u_fffd_in_an_unused_field_loses_nothing(tmp_path: Path) -> None:
-    real = FIXTURES.parent / "real" / "wos_tab_2026_utf8_crlf_fffd_window.txt"
+    real = CORPUS / "wos_tab_2026_utf8_crlf_fffd_window.txt"
     assert "\ufffd" in real.read_text(encoding="utf-8-sig")  # WoS wrote it (in RI)
     report = convert("wos", [real], "publications", tmp_path / "o.csv.gz")
     assert report.records_read == 20 and report.quarantined == []
