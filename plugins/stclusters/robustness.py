@@ -572,7 +572,9 @@ def method_variations(
     base_cells = base["cell"].to_numpy(dtype=np.int64)
     base_ids = base["cluster_id"].to_numpy(dtype=np.int64)
     base_weights = per_cell.reindex(base_cells, fill_value=0.0).to_numpy(dtype=np.float64)
-    base_res = h3.get_resolution(int(base_cells[0])) if len(base_cells) else 0
+    # the edition's grid: from its weighted cells (an edition may have no cluster at all)
+    # (no cells: H3's finest, so every variation starts from the empty cells)
+    base_res = h3.get_resolution(int(cells["cell"].iloc[0])) if len(cells) else 15
     cache: dict = {}
     frames = []
     for variation in variations:

@@ -343,3 +343,14 @@ def test_robustness_parquet_is_the_mart_and_a_missing_mart_is_noted(tmp_path) ->
     assert "computed" not in record and record["sampling"]["seed"] == rb.SEED
     off = dataclasses.replace(params, robustness="off")
     assert rb.write_outputs(off, dest) == [] and rb.manifest_for(off, dest) == {"mode": "off"}
+
+
+def test_an_edition_without_clusters_has_no_variation_ranks_and_no_error() -> None:
+    """Thresholds above every cell's weight: no published cluster. The variations still run on
+    the edition's own cells (found in a full-pipeline run on a small real export)."""
+    cells = _cells([(50.0, 0, 3), (50.0, 60, 2)])
+    clusters, ranks = _edition(cells, 1e6)
+    assert clusters.empty or (clusters["cluster_id"] < 0).all() or ranks.empty
+    grid = rb.variation_grid("fast", EPS, 1e6, 1e6, RES)
+    out = rb.method_variations(cells, clusters, ranks, WORLDS, grid, top_n=10)
+    assert out.empty
