@@ -51,19 +51,12 @@ def recognises(names: list[str]) -> bool:
 def convert(paths: list[Path], layer: str, out_csv_gz: Path) -> ConversionReport:
     check_layer(FORMAT, layer, ("patents",))
     report = ConversionReport(FORMAT, layer, list(paths), out_csv_gz)
-    found: dict[str, Path] = {}
-    for path in paths:
-        names, _ = tables.header(path)
-        name = table_of(names)
-        if name is None:
-            raise FormatError(
-                f"{path}: line 1: not a PATSTAT tls201/tls206/tls207/tls209 export (header {names[:8]})"
-            )
-        if name in found:
-            raise FormatError(
-                f"{path}: a second PATSTAT {name} table (first: {found[name]}); give one of each"
-            )
-        found[name] = path
+    found = {
+        name: path
+        for name, (path, _) in tables.identify(
+            paths, table_of, "PATSTAT", "tls201/tls206/tls207/tls209 export"
+        ).items()
+    }
     missing = [table for name, table in REQUIRED.items() if name not in found]
     if missing:
         raise FormatError(f"PATSTAT tables missing: {missing} (given: {[str(p) for p in paths]})")

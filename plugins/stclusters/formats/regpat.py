@@ -46,17 +46,9 @@ def convert(paths: list[Path], layer: str, out_csv_gz: Path) -> ConversionReport
     check_layer(FORMAT, layer, ("patents",))
     report = ConversionReport(FORMAT, layer, list(paths), out_csv_gz)
     found: dict[str, Path] = {}
-    for path in paths:
-        names, _ = tables.header(path)
-        name = table_of(names)
-        if name is None:
-            raise FormatError(
-                f"{path}: line 1: not a REGPAT PCT inventor, applicant or IPC table (header {names[:8]})"
-            )
-        if name in found:
-            raise FormatError(
-                f"{path}: a second REGPAT {name} table (first: {found[name]}); give one of each"
-            )
+    for name, (path, names) in tables.identify(
+        paths, table_of, "REGPAT", "PCT inventor, applicant or IPC table"
+    ).items():
         if name in ("inventor", "applicant") and "pct_nbr" not in names:
             raise FormatError(
                 f"{path}: line 1: a REGPAT EPO table (no pct_nbr column): the method counts PCT "

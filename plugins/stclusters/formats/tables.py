@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -47,6 +47,25 @@ def split_header(line: str) -> tuple[list[str], str]:
 
 def header(path: Path) -> tuple[list[str], str]:
     return split_header(first_line(path))
+
+
+def identify(
+    paths: list[Path], table_of: Callable[[list[str]], str | None], source: str, expected: str
+) -> dict[str, tuple[Path, list[str]]]:
+    """Each file's table by its header (``table_of``): name -> (path, header). A file that is none
+    of ``expected``, or a second file of one table, is a FormatError naming the file."""
+    found: dict[str, tuple[Path, list[str]]] = {}
+    for path in paths:
+        names, _ = header(path)
+        name = table_of(names)
+        if name is None:
+            raise FormatError(f"{path}: line 1: not a {source} {expected} (header {names[:8]})")
+        if name in found:
+            raise FormatError(
+                f"{path}: a second {source} {name} table (first: {found[name][0]}); give one of each"
+            )
+        found[name] = (path, names)
+    return found
 
 
 def sql_str(value: object) -> str:
