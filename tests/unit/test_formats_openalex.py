@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from stclusters.formats import convert, openalex
+from stclusters.formats import convert, openalex, places
 from stclusters.formats.base import FormatError
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "openalex"
@@ -65,13 +65,16 @@ def test_without_institutions_file_the_raw_affiliations_give_the_city(tmp_path: 
     report = convert("openalex", [WORKS], "publications", out)
     got = rows(out)
     # the country is the institution's; the city is read from the authorship's raw affiliation
-    # string paired with it ("MIT, Cambridge, MA, USA"; "Huawei, Shenzhen"); "Univ Tokyo" has none
+    # string paired with it ("MIT, Cambridge, MA, USA"; "Huawei, Shenzhen"); "Univ Tokyo" and
+    # "ETH Zurich" have no place part: the city named in the organisation is read instead
     assert [(r["article_id"], r["organization"], r["city"], r["region"], r["country"]) for r in got] == [
         ("W3001000001", "Massachusetts Institute of Technology", "Cambridge", "MA", "US"),
-        ("W3001000001", "The University of Tokyo", "", "", "JP"),
+        ("W3001000001", "The University of Tokyo", "Tokyo", "", "JP"),
         ("W3001000001", "Huawei Technologies (China)", "Shenzhen", "", "CN"),
-        ("W3001000007", "ETH Zurich", "", "", "CH"),
+        ("W3001000007", "ETH Zurich", "Zürich", "", "CH"),
     ]
+    named = next(r for r in got if r["organization"] == "ETH Zurich")
+    assert (round(float(named["latitude"])), round(float(named["longitude"]))) == (47, 9)
     # W..03 has no country then: nothing of it is written, one record quarantined
     assert [(q.line, q.reason, q.unit) for q in report.quarantined if q.line in (3, 7)] == [
         (3, "no country in raw affiliation", "record"),
@@ -354,3 +357,79 @@ def test_one_line_api_page_longer_than_a_line_is_still_read_as_a_page(tmp_path: 
     plain = convert("openalex", [WORKS], "publications", tmp_path / "plain.csv.gz")
     report = convert("openalex", [path], "publications", tmp_path / "p.csv.gz")
     assert report.documents_written == plain.documents_written > 0
+
+
+@pytest.mark.parametrize(
+    ("text", "country", "city"),
+    [
+        ("University of Exeter", "GB", "Exeter"),
+        ("Technische Universität München", "DE", "Munich"),  # a spelling among the alternate names
+        ("Universidad de Buenos Aires", "AR", "Buenos Aires"),
+        ("The University of Tokyo", "JP", "Tokyo"),  # a prefecture named as its capital
+        ("Department of Ecology Swedish university of Agricultural Sciences Uppsala Sweden", "SE", "Uppsala"),
+        ("State University of New York at Buffalo", "US", "Buffalo"),  # not "York" inside the state
+        ("University of California, Davis", "US", "Davis"),
+        # ambiguous in the country (Columbia SC and MO), a state, a country, a small place, an
+        # organisation word (a Florida census place is named "University"), an initial, a name
+        # continued by a connector, lower case: no city rather than a wrong one
+        ("Columbia University", "US", None),
+        ("University of Washington", "US", None),
+        ("WWF Colombia", "CO", None),
+        ("Yale University", "US", None),
+        ("Stephen F. Austin State University", "US", None),
+        ("Universidade Federal do Rio Grande do Norte", "BR", None),
+        ("woods hole research center", "US", None),
+        ("University of Exeter", "US", None),  # only cities of the institution's country
+    ],
+)
+def test_city_named_in_an_organisation(text: str, country: str, city: str | None) -> None:
+    found = places.city_in_text(text, country)
+    assert (found.city if found else None) == city
+
+
+def test_place_less_raw_affiliations_fall_back_to_the_named_city(tmp_path: Path) -> None:
+    def inst(i: int, name: str, country: str) -> dict[str, str]:
+        return {"id": f"https://openalex.org/I{i}", "display_name": name, "country_code": country}
+
+    work = {
+        "id": "https://openalex.org/W8",
+        "publication_year": 2020,
+        "type": "article",
+        "authorships": [
+            # the raw string names the city; the display name does not
+            {"institutions": [inst(1, "Cornell University", "US")], "raw_affiliation_strings": ["Ithaca NY"]},
+            # nothing in the raw string: the display name ("Swansea University")
+            {
+                "institutions": [inst(2, "Swansea University", "GB")],
+                "raw_affiliation_strings": ["Swansea Univ"],
+            },
+            {"institutions": [inst(3, "Columbia University", "US")], "raw_affiliation_strings": ["Columbia"]},
+            # lines of one address separated by U+2028: read by the address parser
+            {
+                "institutions": [inst(4, "University of California, Davis", "US")],
+                "raw_affiliation_strings": [
+                    "Section of Ecology\u2028University of California\u2028Davis, California\u2028U.S.A"
+                ],
+            },
+            {"institutions": [], "raw_affiliation_strings": ["Carbon Traders Ltd Oxford, UK"]},
+        ],
+    }
+    src = tmp_path / "works.jsonl"
+    src.write_text(json.dumps(work) + "\n")
+    out = tmp_path / "o.csv.gz"
+    convert("openalex", [src], "publications", out)
+    assert [(r["organization"], r["city"], r["region"], bool(r["latitude"])) for r in rows(out)] == [
+        ("Cornell University", "Ithaca", "", True),
+        ("Swansea University", "Swansea", "", True),
+        ("Columbia University", "", "", False),
+        ("University of California, Davis", "Davis", "CA", False),  # parsed: the state, no coordinates
+        ("Carbon Traders Ltd Oxford", "Oxford", "", True),  # no institution: the raw string's own
+    ]
+
+
+def test_the_named_city_rule_is_checked_against_parsed_cities(capsys) -> None:
+    # the snapshot fixture: "Massachusetts Institute of Technology" names no city of its own
+    # ("Massachusetts" is a state), "Huawei Technologies (China)" none either
+    counts = places.check([WORKS])
+    assert counts["no city named"] >= 2 and sum(counts.values()) >= 3
+    assert not [k for k in counts if k.startswith("farther")]

@@ -13,7 +13,9 @@ Inputs, told apart by their content (docs/data-formats.md):
 
 One row per (work, distinct institution) in authorship order. The country is the institution's
 ``country_code``; city, region and coordinates come from an institutions file when given, else
-from the authorship's raw affiliation string, read with the Web of Science address parser.
+from the authorship's raw affiliation string, read with the Web of Science address parser, else
+(lower precision) from a city of the country named in the raw string or the institution's name
+(``places.city_in_text``).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from stclusters.formats.base import (
     skip_rest_of_line,
 )
 from stclusters.formats.c1 import Address, AddressError, parse_c1
+from stclusters.formats.places import city_in_text
 from stclusters.gazetteer import normalize_name
 
 log = logging.getLogger(__name__)
@@ -78,7 +81,8 @@ _DASHES = str.maketrans({"\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": 
 # Where an e-mail address starts in a raw affiliation: "E-mail:", "email", "Electronic address:".
 _EMAIL = re.compile(r"[.,;]?\s*\b(?:e-?mail|electronic address)\b", re.IGNORECASE)
 # Parts of a raw affiliation: commas, or the double spaces some publishers put instead.
-_SEPARATORS = re.compile(r",|\s{2,}")
+# Line and paragraph separators (U+2028, U+2029, newlines, tabs) some records hold between lines.
+_SEPARATORS = re.compile(r",|\s{2,}|[\n\r\t\u2028\u2029]")
 
 
 @dataclass(frozen=True)
@@ -401,6 +405,22 @@ def affiliation_place(raw: str, country: str) -> Place | None:
     return Place(city=a.city, region=a.region, country=country, postal_code=a.postal_code)
 
 
+def named_place(texts: list[str], country: str) -> Place | None:
+    """A city of ``country`` named inside the raw affiliations, else inside the institution's
+    display name ("University of Exeter"): the lower-precision rule of ``places.city_in_text``."""
+    for text in texts:
+        found = city_in_text(text, country)
+        if found:
+            return Place(
+                city=found.city,
+                region="",  # the gazetteer's admin1 code is not a region name; coordinates pin it
+                country=country,
+                latitude=repr(found.latitude),
+                longitude=repr(found.longitude),
+            )
+    return None
+
+
 def _split_strings(strings: list[Any]) -> list[str]:
     """Raw affiliation strings, one affiliation each (some hold several, joined by ';'), without
     the e-mail addresses publishers append ("…, Bellevue, WA 98005. E-mail: x@y.org")."""
@@ -630,6 +650,8 @@ def _work_rows(
                 continue
             if place is None or not (place.city or place.latitude):
                 place = next((p for p in (affiliation_place(s, country) for s in raw[position]) if p), place)
+            if place is None or not (place.city or place.latitude):
+                place = named_place([*raw[position], str(inst.get("display_name") or "")], country) or place
             add(str(inst.get("display_name") or ""), place, country)
         if institutions:
             continue
@@ -643,7 +665,10 @@ def _work_rows(
             if a is None:
                 lost.append(("raw_affiliation_strings", "no country in raw affiliation", text))
                 continue
-            add(a.organization, Place(a.city, a.region, a.country, postal_code=a.postal_code), a.country)
+            place = Place(a.city, a.region, a.country, postal_code=a.postal_code)
+            if not a.city:  # "EcoSecurities Ltd Oxford, UK": the city named in the string
+                place = named_place([text], a.country) or place
+            add(a.organization, place, a.country)
     if not seen:
         q(path, number, "authorships", "no institution in any authorship", work_id)
     elif not rows:
