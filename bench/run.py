@@ -393,6 +393,8 @@ def bench_scale(args: argparse.Namespace, scale: float) -> dict:
     conf = bench_conf(scale, data_root, files, args.memory_limit, args.threads)
     if args.robustness:
         conf["robustness"] = args.robustness
+    # one run id for the stages' processes, as Airflow gives its tasks (stclusters.runlock)
+    os.environ["STCLUSTERS_RUN_ID"] = f"bench-scale-{name}-{time.strftime('%Y%m%dT%H%M%S')}"
     log_dir = data_root / "logs" / f"scale-{name}"
     log_dir.mkdir(parents=True, exist_ok=True)
     gazetteer = warm_gazetteer_cache(conf, log_dir)
@@ -634,7 +636,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from stclusters import config
     from stclusters.config import RunParams
+
+    # the benchmark is the deployment here: its editions' folders lie under its data root, which
+    # it allows as a root for the conf's output_dir and workspace_dir (docs/operations.md)
+    for name in (config.OUTPUT_ROOTS_ENV, config.WORKSPACE_ROOTS_ENV):
+        os.environ.setdefault(name, os.pathsep.join([str(args.data_root.resolve()), str(config.REPO_ROOT)]))
 
     args.memory_limit = args.memory_limit or RunParams.duckdb_memory_limit
     args.threads = args.threads or RunParams.duckdb_threads
