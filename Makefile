@@ -9,21 +9,22 @@ SCALE ?=
 
 export AIRFLOW_HOME := $(CURDIR)/.airflow
 export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
-# Our package is imported from PYTHONPATH, not loaded as Airflow plugins: Airflow would import
-# every module of plugins/ (including __main__.py) in every component.
+# Our package (plugins/stclusters) is installed into the venv (`pip install -e .`), not loaded as
+# Airflow plugins: it defines none, and Airflow would import every module of plugins/ in every
+# component. Airflow's own plugins folder stays empty.
 export AIRFLOW__CORE__PLUGINS_FOLDER := $(AIRFLOW_HOME)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__UNIT_TEST_MODE := False
-export PYTHONPATH := $(CURDIR)/plugins
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DO_NOT_TRACK := 1
 
 .PHONY: setup run test test-unit test-e2e lint verify bench docs sample clean clean-workspace airflow airflow-stop
 
-$(BIN)/.installed: requirements.txt requirements-dev.txt
+$(BIN)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet --no-deps -e .
 	@touch $@
 
 $(AIRFLOW_HOME)/.migrated: $(BIN)/.installed
@@ -54,7 +55,7 @@ lint: $(BIN)/.installed
 	@mkdir -p workspace
 	$(BIN)/ruff check plugins dags tests deploy bench
 	$(BIN)/ruff format --check plugins dags tests deploy bench
-	STCLUSTERS_DUCKDB_PATH=$(CURDIR)/workspace/lint.duckdb STCLUSTERS_PLUGINS_DIR=$(CURDIR)/plugins \
+	STCLUSTERS_DUCKDB_PATH=$(CURDIR)/workspace/lint.duckdb \
 		$(BIN)/sqlfluff lint dbt_project/models
 
 ## verify: re-check every published file of EDITION against its manifest
@@ -71,7 +72,7 @@ bench: setup
 ## as one static_index.html that opens from disk (--static: manifest and catalog inlined)
 docs: setup
 	@test -f workspace/$(EDITION)/stclusters.duckdb || (echo "no workspace/$(EDITION)/stclusters.duckdb: run 'make run' first"; exit 1)
-	STCLUSTERS_DUCKDB_PATH=$(CURDIR)/workspace/$(EDITION)/stclusters.duckdb STCLUSTERS_PLUGINS_DIR=$(CURDIR)/plugins \
+	STCLUSTERS_DUCKDB_PATH=$(CURDIR)/workspace/$(EDITION)/stclusters.duckdb \
 		$(BIN)/dbt docs generate --static --project-dir dbt_project --profiles-dir dbt_project \
 		--target-path $(CURDIR)/workspace/$(EDITION)/dbt/docs
 	@test -f workspace/$(EDITION)/dbt/docs/static_index.html
@@ -88,7 +89,7 @@ airflow-stop:
 	@$(BIN)/python tools/airflow_local.py stop
 
 sample: $(BIN)/.installed
-	$(BIN)/python -m stclusters.sample --edition $(EDITION) --out data/sample
+	$(BIN)/python -m stclusters.synthetic.sample --edition $(EDITION) --out data/sample
 
 clean:
 	rm -rf workspace output .airflow

@@ -1,6 +1,6 @@
 """World-scale benchmark of the pipeline (``make bench``; results in docs/performance.md).
 
-Per scale: generate a world (stclusters.worldgen) under /tmp/bench unless already there, time the
+Per scale: generate a world (stclusters.synthetic.worldgen) under /tmp/bench unless already there, time the
 read-once floor (one DuckDB count over read_csv of both dumps, every column parsed) and the
 read-and-write-once floor (the same text rows also written once into a DuckDB file), then run
 each pipeline stage (tasks.pull, load, build, validate_gate, publish_edition) in its own child
@@ -9,12 +9,12 @@ grandchild of the build stage). Writes bench/results/scale-<s>.json, regenerates
 table in docs/performance.md, and prints one JSON line per scale:
 {"scale", "end_to_end_s", "floor_s", "floor_multiple", "peak_rss_mb", ...}.
 
-``--sklearn`` adds the comparison of stclusters.cluster.dbscan_cells with scikit-learn's DBSCAN
+``--sklearn`` adds the comparison of stclusters.build.cluster.dbscan_cells with scikit-learn's DBSCAN
 on the same weighted points, read from the scale's edition database.
 
 Usage:
-    PYTHONPATH=plugins .venv/bin/python bench/run.py --scale 0.01 --scale 0.1
-    PYTHONPATH=plugins .venv/bin/python bench/run.py --scale 0.1 --sklearn
+    .venv/bin/python bench/run.py --scale 0.01 --scale 0.1
+    .venv/bin/python bench/run.py --scale 0.1 --sklearn
 """
 
 from __future__ import annotations
@@ -132,7 +132,6 @@ def scale_name(scale: float) -> str:
 
 def python_env() -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "plugins"), env.get("PYTHONPATH", "")) if p)
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     env.setdefault("DO_NOT_TRACK", "1")
     return env
@@ -147,7 +146,7 @@ def generate(scale: float, data_root: Path, threads: int) -> dict:
         world["reused"] = True
         return world
     cmd = [
-        sys.executable, "-m", "stclusters.worldgen", "--scale", str(scale), "--out", str(out),
+        sys.executable, "-m", "stclusters.synthetic.worldgen", "--scale", str(scale), "--out", str(out),
         "--gazetteer-dir", str(data_root / "gazetteer"), "--threads", str(threads),
     ]  # fmt: skip
     m = run_measured(cmd, python_env())

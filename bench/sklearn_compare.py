@@ -1,4 +1,4 @@
-"""Compare stclusters.cluster.dbscan_cells with scikit-learn's DBSCAN on one layer's weighted points.
+"""Compare stclusters.build.cluster.dbscan_cells with scikit-learn's DBSCAN on one layer's weighted points.
 
 The points are the layer's distinct located positions (geocoded latitude/longitude of every
 address placed at coordinates, postal-code or city precision) with their summed fractional
@@ -22,8 +22,8 @@ from pathlib import Path
 import duckdb
 import numpy as np
 
-from stclusters.cluster import EARTH_RADIUS_KM, dbscan_cells
-from stclusters.h3grid import cells_from_latlng
+from stclusters.build.cluster import EARTH_RADIUS_KM, dbscan_cells
+from stclusters.reference.h3grid import cells_from_latlng
 
 POINTS_SQL = """
 select g.geo_latitude as lat, g.geo_longitude as lng, sum(w.weight) as weight

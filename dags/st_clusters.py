@@ -4,7 +4,7 @@ edition -> pull -> load -> build (dbt) -> validate (Great Expectations gate) -> 
 
 Every task body is one call into the package. The first task decides the edition (conf, else
 the logical date's year for scheduled and backfill runs, else the configured default; see
-plugins/stclusters/editions.py) and hands the resolved conf to the others. Parameters left
+plugins/stclusters/pull/editions.py) and hands the resolved conf to the others. Parameters left
 empty (null) take their value from config/sources.yml, the environment or the defaults in
 plugins/stclusters/config.py (README, "Configuration"). Schedule, backfills, concurrency and
 re-publishing: docs/operations.md.
@@ -18,7 +18,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, dag, task
 
-# Kept literal (not imported from stclusters.editions.SCHEDULE) so that parsing this file imports
+# Kept literal (not imported from stclusters.pull.editions.SCHEDULE) so that parsing this file imports
 # nothing of ours; tests/dags checks that both agree.
 SCHEDULE = "0 3 1 3 *"
 # The tasks that hold a DuckDB file open and use its memory_limit; an operator who runs many
@@ -67,7 +67,7 @@ PARAMS = {
 def st_clusters():
     @task
     def edition(**context) -> dict:
-        from stclusters import editions
+        from stclusters.pull import editions
 
         return editions.resolve_edition(context)
 

@@ -28,7 +28,6 @@ LOCATION_VARS: Mapping[str, str] = {
     "stclusters_home": "STCLUSTERS_HOME",
     "dags_folder": "AIRFLOW__CORE__DAGS_FOLDER",
     "plugins_folder": "AIRFLOW__CORE__PLUGINS_FOLDER",
-    "pythonpath": "PYTHONPATH",
     "sql_alchemy_conn": "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
     "broker_url": "AIRFLOW__CELERY__BROKER_URL",
     "result_backend": "AIRFLOW__CELERY__RESULT_BACKEND",
@@ -60,7 +59,6 @@ class Locations:
     stclusters_home: str
     dags_folder: str
     plugins_folder: str
-    pythonpath: str
     sql_alchemy_conn: str
     broker_url: str
     result_backend: str

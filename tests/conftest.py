@@ -15,8 +15,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from stclusters import config, land
-from stclusters.dbt_plugin import register_udfs
+from stclusters import config
+from stclusters.build.dbt_plugin import register_udfs
+from stclusters.load import land
 from stclusters.schema import COLUMNS
 
 # Tests place output_dir and workspace_dir under pytest's temporary folders through the run conf:

@@ -4,7 +4,7 @@
     python tools/airflow_local.py stop
 
 ``make airflow`` and ``make airflow-stop`` call it with the Makefile's environment (AIRFLOW_HOME
-= .airflow, the repo's dags/, PYTHONPATH=plugins). Metadata on PostgreSQL when it answers on
+= .airflow, the repo's dags/, the package installed in .venv). Metadata on PostgreSQL when it answers on
 127.0.0.1:5432 (database ``stclusters_airflow``, created when missing; backfills run their
 tasks in parallel without "database is locked"), else on SQLite in AIRFLOW_HOME with a warning.
 The UI login is the simple auth manager's: user ``admin``, its password kept in
@@ -207,7 +207,7 @@ def _redact(conn: str) -> str:
 
 
 def _write_env_file(path: Path, env: dict[str, str]) -> None:
-    keys = sorted(k for k in env if k.startswith("AIRFLOW") or k in ("PYTHONPATH", "STCLUSTERS_SOURCES_FILE"))
+    keys = sorted(k for k in env if k.startswith("AIRFLOW") or k in ("STCLUSTERS_SOURCES_FILE",))
     path.write_text("".join(f"{k}={shlex.quote(env[k])}\n" for k in keys), encoding="utf-8")
     path.chmod(0o600)
 

@@ -4,8 +4,8 @@ Converts every file listed in tests/fixtures/real/corpus.yml with the project's 
 (publications layer, ``format: auto``, each file on its own, no OpenAlex institutions file) and
 counts from the adapters' canonical output only: no geocoding (that is measured through dbt).
 
-    PYTHONPATH=plugins .venv/bin/python tools/corpus_coverage.py            # table
-    PYTHONPATH=plugins .venv/bin/python tools/corpus_coverage.py --json     # machine-readable
+    .venv/bin/python tools/corpus_coverage.py            # table
+    .venv/bin/python tools/corpus_coverage.py --json     # machine-readable
 
 A file an adapter cannot read is listed with the adapter's error in place of numbers.
 """
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import yaml
 
-from stclusters.formats import convert
+from stclusters.load.formats import convert
 
 PROVENANCE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "real"  # corpus.yml
 # The files themselves are not committed (tests/fixtures/real/README.md, "Where the files live").

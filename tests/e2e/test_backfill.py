@@ -143,7 +143,6 @@ class Stack:
             "AIRFLOW__API__SECRET_KEY": uuid.uuid4().hex,
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
             "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
-            "PYTHONPATH": str(REPO / "plugins"),
             "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
             "STCLUSTERS_SOURCES_FILE": str(tmp / "sources.yml"),
             "STCLUSTERS_AIRFLOW_POOL": POOL,

@@ -373,10 +373,8 @@ def host_locations(home: Path, metadata_db: str, broker_db: int, api_port: int) 
         airflow_home=str(home),
         stclusters_home=str(REPO),
         dags_folder=str(REPO / "dags"),
-        # Airflow's plugin manager would import every module of repo/plugins (stclusters/__main__.py
-        # runs the CLI): an empty folder for Airflow, the package on PYTHONPATH.
+        # An empty folder for Airflow's plugin manager: the package is installed in the venv.
         plugins_folder=str(home / "plugins"),
-        pythonpath=str(REPO / "plugins"),
         sql_alchemy_conn=f"postgresql+psycopg2://{pg}",
         broker_url=f"redis://{REDIS_HOST}:{REDIS_PORT}/{broker_db}",
         result_backend=f"db+postgresql://{pg}",

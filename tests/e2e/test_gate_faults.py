@@ -25,10 +25,10 @@ import duckdb
 import pytest
 
 from stclusters import tasks
-from stclusters.land import LoadError
-from stclusters.publish import PublishError, verify
+from stclusters.gate.validate import GateFailed
+from stclusters.load.land import LoadError
+from stclusters.publish.publish import PublishError, verify
 from stclusters.schema import COLUMNS
-from stclusters.validate import GateFailed
 
 pytestmark = pytest.mark.e2e
 
@@ -134,7 +134,7 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Base:
 
 def fault_conf(base: Base, name: str, rows: dict[str, Rows]) -> dict:
     """A workspace whose landing holds the faulty dumps (and the base run's gazetteer)."""
-    from stclusters.sources import sha256_file
+    from stclusters.pull.sources import sha256_file
 
     record = json.loads(json.dumps(base.landed))
     for layer, layer_rows in rows.items():

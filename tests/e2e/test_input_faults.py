@@ -16,9 +16,10 @@ import pytest
 import yaml
 
 from httpserver import LoopbackServer, Route
-from stclusters import config, land, tasks
+from stclusters import config, tasks
+from stclusters.load import land
+from stclusters.pull.sources import SourceError
 from stclusters.schema import PATENT_COLUMNS, PUBLICATION_COLUMNS
-from stclusters.sources import SourceError
 
 pytestmark = pytest.mark.e2e
 

@@ -17,7 +17,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from stclusters import gazetteer, tasks
+from stclusters import tasks
+from stclusters.reference import gazetteer
 from stclusters.schema import PATENT_COLUMNS, PUBLICATION_COLUMNS
 
 pytestmark = pytest.mark.e2e

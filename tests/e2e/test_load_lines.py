@@ -1,6 +1,6 @@
 """The file line the load step gives a row is computed from the row's position in
 raw.<layer>_rows, so the load must keep file order while DuckDB reads a large file in parallel.
-Checked on a generated world of 4.7 M author-address rows (stclusters.worldgen, scale 0.1): a
+Checked on a generated world of 4.7 M author-address rows (stclusters.synthetic.worldgen, scale 0.1): a
 join in the load's row checks once let DuckDB insert such a file out of order (most sampled
 lines wrong) while small files stayed in order."""
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from stclusters.land import layer_inputs, load_database
+from stclusters.load.land import layer_inputs, load_database
 
 pytestmark = pytest.mark.e2e
 
@@ -24,7 +24,8 @@ pytestmark = pytest.mark.e2e
 def test_lines_of_a_world_scale_file_match_the_file(tmp_path: Path) -> None:
     out = tmp_path / "world"
     subprocess.run(
-        [sys.executable, "-m", "stclusters.worldgen", "--scale", "0.1", "--out", str(out)], check=True
+        [sys.executable, "-m", "stclusters.synthetic.worldgen", "--scale", "0.1", "--out", str(out)],
+        check=True,
     )
     path = out / "publications.csv.gz"
     db = tmp_path / "edition.duckdb"

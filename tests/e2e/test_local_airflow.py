@@ -61,7 +61,6 @@ class Local:
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(self.home / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-            "PYTHONPATH": str(REPO / "plugins"),
             "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
             # runs write under the test's folder, never the repo's workspace/ and output/
             "STCLUSTERS_WORKSPACE_DIR": str(tmp / "ws"),

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from stclusters import config, publish, runlock, tasks, validate
+from stclusters import config, runlock, tasks
+from stclusters.gate import validate
+from stclusters.publish import publish
 from stclusters.runlock import RunLocked
 
 pytestmark = pytest.mark.e2e
-
-PLUGINS = str(config.REPO_ROOT / "plugins")
 
 
 def _conf(params: config.RunParams) -> dict:
@@ -28,7 +28,7 @@ def _conf(params: config.RunParams) -> dict:
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {**os.environ, "PYTHONPATH": PLUGINS, **extra}
+    env = {**os.environ, **extra}
     env.pop("AIRFLOW_CTX_DAG_RUN_ID", None)
     return env
 

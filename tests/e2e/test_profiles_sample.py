@@ -15,7 +15,8 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from stclusters import config, profiles, tasks
+from stclusters import config, tasks
+from stclusters.publish import profiles
 from stclusters.schema import COLUMNS
 
 pytestmark = pytest.mark.e2e

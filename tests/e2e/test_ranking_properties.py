@@ -18,7 +18,9 @@ import pytest
 from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 
-from stclusters import config, gazetteer, h3grid, transform
+from stclusters import config
+from stclusters.build import transform
+from stclusters.reference import gazetteer, h3grid
 
 pytestmark = pytest.mark.e2e
 

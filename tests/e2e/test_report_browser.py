@@ -26,7 +26,7 @@ import pytest
 from websockets.sync.client import connect
 
 from fixtures.report.edition import build_edition, diff_doc
-from stclusters import report
+from stclusters.report import report
 
 CHROMIUM = Path(os.environ.get("STCLUSTERS_CHROMIUM", "/usr/bin/chromium"))
 REPO = Path(__file__).resolve().parents[2]

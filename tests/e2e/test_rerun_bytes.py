@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from stclusters import config, publish
+from stclusters.publish import publish
 
 pytestmark = pytest.mark.e2e
 
@@ -29,7 +29,7 @@ def _run(root: Path, name: str, threads: int) -> Path:
         "output_dir": str(root / f"out-{name}"),
         "duckdb_threads": threads,
     }
-    env = {**os.environ, "PYTHONPATH": str(config.REPO_ROOT / "plugins"), "STCLUSTERS_CODE_VERSION": "e2e"}
+    env = {**os.environ, "STCLUSTERS_CODE_VERSION": "e2e"}
     run = subprocess.run(
         [sys.executable, "-m", "stclusters", "run", "--conf", json.dumps(conf)],
         env=env,

@@ -17,7 +17,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from stclusters import gazetteer, robustness, tasks
+from stclusters import tasks
+from stclusters.build import robustness
+from stclusters.reference import gazetteer
 from stclusters.schema import PATENT_COLUMNS, PUBLICATION_COLUMNS
 
 pytestmark = pytest.mark.e2e

@@ -93,8 +93,8 @@ def test_city_level_share_of_the_real_export_is_at_least_97_percent(database: Pa
 def test_manifest_inputs_carry_the_conversion_counts(database: Path) -> None:
     """The adapter's counts (records and addresses read, quarantine per unit and reason) reach
     the edition manifest's inputs, without machine paths (issue 17, item 11)."""
-    from stclusters import publish
     from stclusters.config import RunParams
+    from stclusters.publish import publish
 
     params = RunParams(workspace_dir=str(database.parent.parent), edition=2023)
     layer = publish._inputs(params)["layers"]["publications"]
@@ -126,11 +126,11 @@ def corpus_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Every Web of Science file of tests/fixtures/real through its adapter (format auto), the
     land step and dbt build up to the coverage mart and the check summaries, with the real
     embedded gazetteer. A file the adapter refuses is reported and left out."""
-    from stclusters import gazetteer
+    from stclusters.build.transform import run_dbt
     from stclusters.config import RunParams
-    from stclusters.formats import convert
-    from stclusters.land import layer_inputs, load_database
-    from stclusters.transform import run_dbt
+    from stclusters.load.formats import convert
+    from stclusters.load.land import layer_inputs, load_database
+    from stclusters.reference import gazetteer
 
     root = tmp_path_factory.mktemp("corpus")
     converted: list[Path] = []

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from stclusters.formats.c1 import (
+from stclusters.load.formats.c1 import (
     Address,
     AddressError,
     expand_abbreviations,

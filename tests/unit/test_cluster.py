@@ -22,9 +22,10 @@ from scipy.optimize import linear_sum_assignment
 from scipy.spatial import cKDTree
 from sklearn.cluster import DBSCAN
 
-from stclusters import cluster, h3grid
-from stclusters.cluster import EARTH_RADIUS_KM, NOISE, dbscan_cells, dbscan_points, merge_layers
+from stclusters.build import cluster
+from stclusters.build.cluster import EARTH_RADIUS_KM, NOISE, dbscan_cells, dbscan_points, merge_layers
 from stclusters.config import RunParams
+from stclusters.reference import h3grid
 
 EPS_KM = RunParams().eps_km
 # The resolution docs/clustering-notes.md recommends; config.py's default may still be coarser.

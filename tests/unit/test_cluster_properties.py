@@ -9,8 +9,8 @@ import numpy as np
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
-from stclusters import h3grid
-from stclusters.cluster import EARTH_RADIUS_KM, NOISE, dbscan_cells, merge_layers
+from stclusters.build.cluster import EARTH_RADIUS_KM, NOISE, dbscan_cells, merge_layers
+from stclusters.reference import h3grid
 
 SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -137,13 +137,16 @@ def test_dotenv_example_names_every_variable_the_compose_file_reads() -> None:
     )
 
 
-def test_package_is_on_pythonpath_and_not_in_airflows_plugins_folder() -> None:
+def test_package_is_installed_from_the_mounted_plugins_and_not_in_airflows_plugins_folder() -> None:
+    dockerfile = (REPO / "Dockerfile").read_text(encoding="utf-8")
+    assert "pip install --no-cache-dir --no-deps -e /opt/stclusters" in dockerfile
     for name in AIRFLOW_SERVICES:
         service = SERVICES[name]
         env, mounts = service["environment"], _mounts(service)
         home = env["STCLUSTERS_HOME"]
         assert mounts[env["AIRFLOW__CORE__DAGS_FOLDER"]] == "./dags"
-        assert mounts[env["PYTHONPATH"]] == "./plugins"
+        assert "PYTHONPATH" not in env, "the package is installed, not put on a path"
+        assert mounts[f"{home}/plugins"] == "./plugins"
         assert env["AIRFLOW__CORE__PLUGINS_FOLDER"] not in mounts, (
             "Airflow would import stclusters/__main__.py"
         )

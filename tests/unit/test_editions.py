@@ -7,8 +7,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from stclusters import config, editions
+from stclusters import config
 from stclusters.config import RunParams
+from stclusters.pull import editions
 
 
 def test_gii_windows_match_the_published_editions() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from stclusters.formats.addresses import c1_entries, named_country, normalise_entry
-from stclusters.formats.c1 import parse_c1
+from stclusters.load.formats.addresses import c1_entries, named_country, normalise_entry
+from stclusters.load.formats.c1 import parse_c1
 
 
 @pytest.mark.parametrize(

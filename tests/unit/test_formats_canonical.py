@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from stclusters.formats import convert, sniff
-from stclusters.formats.base import FormatError
+from stclusters.load.formats import convert, sniff
+from stclusters.load.formats.base import FormatError
 from stclusters.schema import PATENT_COLUMNS, PUBLICATION_COLUMNS
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "canonical"
@@ -135,7 +135,7 @@ def test_a_line_longer_than_the_cap_is_refused_without_reading_it(tmp_path, monk
     """Issue 18, item 5: the canonical adapter reads capped lines, like the others."""
     import gzip
 
-    from stclusters.formats import base, canonical
+    from stclusters.load.formats import base, canonical
     from stclusters.schema import COLUMNS
 
     monkeypatch.setattr(base, "MAX_LINE_BYTES", 1 << 16)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from stclusters.formats import convert
-from stclusters.formats.base import FormatError
+from stclusters.load.formats import convert
+from stclusters.load.formats.base import FormatError
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "geopat" / "geoc_inv.txt"
 
@@ -82,8 +82,8 @@ def test_table_header_longer_than_the_line_cap_is_refused_with_bounded_memory(tm
     """formats.tables reads only the header line in Python (DuckDB reads the rows): capped too."""
     import tracemalloc
 
-    from stclusters.formats import tables
-    from stclusters.formats.base import MAX_LINE_BYTES
+    from stclusters.load.formats import tables
+    from stclusters.load.formats.base import MAX_LINE_BYTES
 
     path = tmp_path / "geopat.csv"
     with open(path, "wb") as fh:

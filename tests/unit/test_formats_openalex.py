@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from stclusters.formats import convert, openalex, places
-from stclusters.formats.base import FormatError
+from stclusters.load.formats import convert, openalex, places
+from stclusters.load.formats.base import FormatError
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "openalex"
 WORKS = FIXTURES / "works-part_000.jsonl.gz"
@@ -281,7 +281,7 @@ def test_snapshot_part_missing_or_unlisted(tmp_path: Path) -> None:
 
 
 def test_landed_flat_parts_are_matched_through_their_source_sidecar(tmp_path: Path) -> None:
-    # what stclusters.sources lands: files under their own name, the origin in <file>.source.json
+    # what stclusters.pull.sources lands: files under their own name, the origin in <file>.source.json
     landing = tmp_path / "landing"
     landing.mkdir()
     (landing / "manifest").write_bytes((SNAPSHOT / "manifest").read_bytes())
@@ -316,7 +316,7 @@ def _peak_mib(call):
 
 
 def test_jsonl_line_over_the_cap_is_quarantined_with_bounded_memory(tmp_path: Path) -> None:
-    from stclusters.formats.base import MAX_LINE_BYTES
+    from stclusters.load.formats.base import MAX_LINE_BYTES
 
     with gzip.open(WORKS, "rb") as fh:
         lines = fh.read().splitlines(keepends=True)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from stclusters.formats import convert, patentsview
-from stclusters.formats.base import FormatError
+from stclusters.load.formats import convert, patentsview
+from stclusters.load.formats.base import FormatError
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "patentsview"
 ALL = sorted(FIXTURES.glob("g_*.tsv"))
@@ -116,7 +116,7 @@ def test_header_longer_than_the_line_cap_is_refused_fast_with_bounded_memory(tmp
     clear error naming the file, the line and the cap."""
     import tracemalloc
 
-    from stclusters.formats.base import MAX_LINE_BYTES
+    from stclusters.load.formats.base import MAX_LINE_BYTES
 
     path = tmp_path / "g_inventor_disambiguated.tsv.gz"
     with gzip.open(path, "wb", compresslevel=1) as fh:

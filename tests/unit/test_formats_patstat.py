@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from stclusters.formats import convert, patstat
-from stclusters.formats.base import FormatError
-from stclusters.formats.tables import header
+from stclusters.load.formats import convert, patstat
+from stclusters.load.formats.base import FormatError
+from stclusters.load.formats.tables import header
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "patstat"
 ALL = sorted(FIXTURES.glob("tls*.csv"))

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from stclusters import land, tasks
+from stclusters import tasks
 from stclusters.config import resolve
+from stclusters.load import land
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 FAULTS = FIXTURES / "wos" / "faults-savedrecs.txt"

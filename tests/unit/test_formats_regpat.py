@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from stclusters.formats import convert, regpat
-from stclusters.formats.base import FormatError
-from stclusters.formats.tables import address_parts, header
+from stclusters.load.formats import convert, regpat
+from stclusters.load.formats.base import FormatError
+from stclusters.load.formats.tables import address_parts, header
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "regpat"
 ALL = sorted(FIXTURES.glob("*.txt"))

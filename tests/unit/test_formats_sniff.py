@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from stclusters.formats import ADAPTERS, FormatError, convert, resolve_format, sniff
+from stclusters.load.formats import ADAPTERS, FormatError, convert, resolve_format, sniff
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from realcorpus import CORPUS, needs_corpus
-from stclusters.formats import convert, sniff, wos
-from stclusters.formats.base import FormatError
-from stclusters.formats.c1 import Address, AddressError, parse_c1
+from stclusters.load.formats import convert, sniff, wos
+from stclusters.load.formats.base import FormatError
+from stclusters.load.formats.c1 import Address, AddressError, parse_c1
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "wos"
 REAL = FIXTURES / "black-silicon-savedrecs.txt"
@@ -406,7 +406,7 @@ def _fails_bounded(call, match: str) -> None:
     import time
     import tracemalloc
 
-    from stclusters.formats.base import MAX_LINE_BYTES
+    from stclusters.load.formats.base import MAX_LINE_BYTES
 
     tracemalloc.start()
     started = time.monotonic()

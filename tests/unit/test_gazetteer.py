@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from stclusters import gazetteer
-from stclusters.gazetteer import (
+from stclusters.reference import gazetteer
+from stclusters.reference.gazetteer import (
     GazetteerError,
     build_gazetteer,
     normalize_name,
@@ -271,9 +271,9 @@ def test_cli_builds_into_a_directory(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def geocoded(built: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> duckdb.DuckDBPyConnection:
     """Land the fixture dumps with the real gazetteer and run `dbt build` up to the coverage mart."""
+    from stclusters.build.transform import run_dbt
     from stclusters.config import RunParams
-    from stclusters.land import layer_inputs, load_database
-    from stclusters.transform import run_dbt
+    from stclusters.load.land import layer_inputs, load_database
 
     params = RunParams(edition=2023, workspace_dir=str(tmp_path_factory.mktemp("workspace")))
     load_database(

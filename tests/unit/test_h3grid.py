@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 from h3.api import basic_int as h3
 
-from stclusters import h3grid
+from stclusters.reference import h3grid
 
 R_KM = 6371.0088
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from stclusters.land import LoadError, check_header, layer_inputs, load_database
+from stclusters.load.land import LoadError, check_header, layer_inputs, load_database
 from stclusters.schema import PATENT_COLUMNS, PUBLICATION_COLUMNS
 
 HEADER_P = ",".join(PATENT_COLUMNS)
@@ -261,7 +261,7 @@ def test_tail_of_zeros_after_good_rows_is_quarantined_and_refuses_the_file(tmp_p
 
 
 def test_scan_file_counts_lines_and_refuses_above_the_cap(tmp_path: Path) -> None:
-    from stclusters.land import scan_file
+    from stclusters.load.land import scan_file
 
     path = _write(tmp_path / "a.csv.gz", "h\n1\n2")
     assert (scan_file(path).bytes, scan_file(path).lines) == (5, 3)
@@ -327,8 +327,8 @@ def test_stale_loading_files_of_dead_pids_are_removed(tmp_path: Path) -> None:
 def test_adapter_quarantine_keeps_its_unit_and_the_gate_share_is_per_unit(tmp_path: Path, files) -> None:
     """89 addresses quarantined by the WoS adapter out of 900 addresses in 300 records are 9.9%
     of addresses (not 89 "records" over the landed rows); load-time rows count as addresses."""
-    from stclusters import validate
-    from stclusters.formats.base import ADDRESS, ConversionReport, write_quarantine
+    from stclusters.gate import validate
+    from stclusters.load.formats.base import ADDRESS, ConversionReport, write_quarantine
 
     report = ConversionReport("wos", "publications", [], tmp_path / "canonical" / "publications.csv.gz")
     report.records_read, report.addresses_read = 300, 900

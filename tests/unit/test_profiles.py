@@ -11,8 +11,8 @@ import jinja2
 import pyarrow.parquet as pq
 import pytest
 
-from stclusters import profiles
 from stclusters.config import DBT_PROJECT_DIR
+from stclusters.publish import profiles
 
 MACRO = DBT_PROJECT_DIR / "macros" / "normalize_organization.sql"
 SEED = DBT_PROJECT_DIR / "seeds" / "ipc_technology_fields.csv"
@@ -187,7 +187,7 @@ def test_known_symbols_map_to_their_wipo_field(concordance, subclass: str, group
 
 def test_every_sample_world_symbol_is_classified(concordance) -> None:
     # the embedded sample writes these symbols; none may fall through to "unclassified"
-    from stclusters import sample
+    from stclusters.synthetic import sample
 
     symbols = [s for codes in sample.FIELD_IPC.values() for s in codes]
     missing = [s for s in symbols if _field(concordance, s[:4], int(s[4:].split("/")[0])) is None]

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from stclusters import config, publish, validate
-from stclusters.publish import PublishError
+from stclusters import config
+from stclusters.gate import validate
+from stclusters.publish import publish
+from stclusters.publish.publish import PublishError
 
 
 def tree_hashes(root: Path) -> dict[str, str]:
@@ -76,7 +78,7 @@ def test_verify_names_modified_missing_and_unlisted_files(
 
 
 def test_verify_cli_exit_codes(published: config.RunParams) -> None:
-    env = {**os.environ, "PYTHONPATH": str(config.REPO_ROOT / "plugins")}
+    env = dict(os.environ)
     cmd = [
         sys.executable,
         "-m",
@@ -267,7 +269,7 @@ def test_signed_manifest_catches_a_file_and_manifest_edited_together(
     assert publish.verify(unsigned) == []  # unsigned: the consistent forgery goes unnoticed
     _edit_file_and_manifest(edition)
     assert [p for p in publish.verify(edition, public) if "BAD SIGNATURE" in p]
-    env = {**os.environ, "PYTHONPATH": str(config.REPO_ROOT / "plugins")}
+    env = dict(os.environ)
     env.pop(publish.SIGNING_KEY_FILE_ENV, None)
     cmd = [
         sys.executable,

@@ -13,10 +13,11 @@ import pytest
 import yaml
 
 from httpserver import LoopbackServer, Route
-from stclusters import config, land, tasks
+from stclusters import config, tasks
 from stclusters.config import ConfigError
+from stclusters.load import land
+from stclusters.pull.sources import SourceError
 from stclusters.schema import PATENT_COLUMNS, PUBLICATION_COLUMNS
-from stclusters.sources import SourceError
 
 PATENT = "WO2020{n:06d},2020-03-05,1,Tokyo,,,JP,,,Acme,G06F"
 ARTICLE = "WOS:{n},2019,Article,1,Univ,Tokyo,,,JP,,,Physics"
@@ -213,7 +214,7 @@ def test_make_clean_workspace_applies_the_retention_rule(tmp_path: Path) -> None
     runs = [f"2026010{d}T000000000000Z" for d in range(1, 8)]
     for run in runs:  # keep_validation_runs (5) are kept
         (ws / "validation" / run).mkdir(parents=True)
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "plugins")}
+    env = dict(os.environ)
     out = subprocess.run(
         ["make", "-s", "-C", str(REPO_ROOT), "clean-workspace", f"WORKSPACE={tmp_path / 'workspace'}"],
         capture_output=True,

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from realcorpus import CORPUS, ENTRIES, PROVENANCE, needs_corpus
-from stclusters.formats import FormatError, convert, sniff
+from stclusters.load.formats import FormatError, convert, sniff
 
 pytestmark = needs_corpus
 FORMATS = {"wos-plain": "wos", "wos-tab": "wos", "openalex-api": "openalex", "openalex-jsonl": "openalex"}

@@ -21,7 +21,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from fixtures.report.edition import build_edition, diff_doc
-from stclusters import config, gazetteer, report, transform
+from stclusters import config
+from stclusters.build import transform
+from stclusters.reference import gazetteer
+from stclusters.report import report
 
 # --- helpers ------------------------------------------------------------------------------------
 

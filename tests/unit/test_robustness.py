@@ -1,4 +1,4 @@
-"""Rank intervals (stclusters.robustness) on small known worlds built directly as cells and documents."""
+"""Rank intervals (stclusters.build.robustness) on small known worlds built as cells and documents."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from h3.api import basic_int as h3
 
-from stclusters import robustness as rb
+from stclusters.build import robustness as rb
 
 KM_PER_DEG_LAT = 6371.0088 * math.pi / 180
 RES = 8

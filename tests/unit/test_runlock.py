@@ -35,7 +35,7 @@ def _params(tmp_path: Path, **conf: object) -> config.RunParams:
 
 def _start_holder(tmp_path: Path, run_id: str, task: str = "build") -> tuple[subprocess.Popen, Path]:
     held, release = tmp_path / "held", tmp_path / "release"
-    env = {**os.environ, "PYTHONPATH": str(config.REPO_ROOT / "plugins"), "STCLUSTERS_RUN_ID": run_id}
+    env = {**os.environ, "STCLUSTERS_RUN_ID": run_id}
     env.pop("AIRFLOW_CTX_DAG_RUN_ID", None)
     proc = subprocess.Popen(
         [

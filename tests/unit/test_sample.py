@@ -21,9 +21,9 @@ import pytest
 from scipy.stats import kendalltau
 from sklearn.cluster import DBSCAN
 
-from stclusters import sample
 from stclusters.config import RunParams, source_set
 from stclusters.schema import PATENT_COLUMNS, PUBLICATION_COLUMNS
+from stclusters.synthetic import sample
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "data" / "sample"

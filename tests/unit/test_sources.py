@@ -12,9 +12,9 @@ import fsspec
 import pytest
 
 from httpserver import LoopbackServer, Route  # tests/ is on pytest's pythonpath (pyproject.toml)
-from stclusters import sources
 from stclusters.config import REPO_ROOT
-from stclusters.sources import SourceError, pull
+from stclusters.pull import sources
+from stclusters.pull.sources import SourceError, pull
 
 BODY = os.urandom(300_000)  # several chunks, not a multiple of the chunk size
 SHA = hashlib.sha256(BODY).hexdigest()

@@ -14,7 +14,7 @@ moto_server = pytest.importorskip("moto.server")
 fsspec = pytest.importorskip("fsspec")
 pytest.importorskip("s3fs")
 
-from stclusters.sources import SourceError, pull  # noqa: E402
+from stclusters.pull.sources import SourceError, pull  # noqa: E402
 
 BUCKET = "stc-dumps"
 BODY = os.urandom(200_000)

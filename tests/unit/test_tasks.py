@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from stclusters import config, publish, tasks
+from stclusters import config, tasks
+from stclusters.publish import publish
 
 
 def test_editions_land_the_same_gazetteer_from_one_shared_build(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from stclusters.transform import dbt_line_level
+from stclusters.build.transform import dbt_line_level
 
 # Lines as dbt-core 1.11 prints them in a build.
 INFO_LINES = [

@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from stclusters import validate
-from stclusters.validate import GateFailed
+from stclusters.gate import validate
+from stclusters.gate.validate import GateFailed
 
 
 def test_good_edition_passes_and_keeps_its_reports(small_edition) -> None:

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from stclusters import validate
-from stclusters.validate import GateFailed
+from stclusters.gate import validate
+from stclusters.gate.validate import GateFailed
 
 
 def test_good_edition_has_no_address_in_another_country(small_edition) -> None:

@@ -1,4 +1,4 @@
-"""stclusters.worldgen: a small world on the real gazetteer, read back with DuckDB and loaded by
+"""stclusters.synthetic.worldgen: a small world on the real gazetteer, read back with DuckDB and loaded by
 the real land step."""
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ import duckdb
 import numpy as np
 import pytest
 
-from stclusters import land, worldgen
-from stclusters.gazetteer import PLACES_FILE, build_gazetteer
+from stclusters.load import land
+from stclusters.reference.gazetteer import PLACES_FILE, build_gazetteer
 from stclusters.schema import PATENT_COLUMNS, PUBLICATION_COLUMNS
+from stclusters.synthetic import worldgen
 
 SCALE = 0.001  # 1,400 applications, 10,000 articles
 

@@ -1,11 +1,11 @@
-"""DBSCAN on weighted H3 cells, per layer (stclusters.cluster.dbscan_cells).
+"""DBSCAN on weighted H3 cells, per layer (stclusters.build.cluster.dbscan_cells).
 
 One row per occupied cell and layer: its layer cluster (-1 = noise) and whether it is a core cell.
 The work happens in numpy/scipy on the occupied cells only (never on documents).
 """
 
 import pandas as pd
-from stclusters.cluster import dbscan_cells
+from stclusters.build.cluster import dbscan_cells
 
 
 def model(dbt, session):

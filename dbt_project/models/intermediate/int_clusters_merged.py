@@ -4,7 +4,7 @@ One row per cell that belongs to a merged cluster: the cell's cluster_id (0..n-1
 """
 
 import pandas as pd
-from stclusters.cluster import merge_layers
+from stclusters.build.cluster import merge_layers
 
 
 def model(dbt, session):

@@ -1,9 +1,9 @@
 """Per published cluster: its sampling and method rank intervals and a plain label
-(stclusters.robustness.method_intervals and interval_label). Empty when robustness is off."""
+(stclusters.build.robustness.method_intervals and interval_label). Empty when robustness is off."""
 
 import pandas as pd
 
-from stclusters import robustness
+from stclusters.build import robustness
 
 COLUMNS = {
     "cluster_id": "int64",

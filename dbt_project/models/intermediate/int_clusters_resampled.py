@@ -1,4 +1,4 @@
-"""Sampling rank intervals: a seeded Poisson bootstrap over documents (stclusters.robustness).
+"""Sampling rank intervals: a seeded Poisson bootstrap over documents (stclusters.build.robustness).
 
 One row per cluster of the edition: the 90% interval of its rank. Empty when robustness is off.
 fast works on per-cluster sums of document weights and their squares (two aggregates in DuckDB);
@@ -7,7 +7,7 @@ full on one row per (document, cluster).
 
 import pandas as pd
 
-from stclusters import robustness
+from stclusters.build import robustness
 
 
 def model(dbt, session):

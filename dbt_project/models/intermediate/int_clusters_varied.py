@@ -1,5 +1,5 @@
 """Method variations: every published cluster's rank when the method's parameters move
-(stclusters.robustness.variation_grid), re-clustered on the edition's weighted cells.
+(stclusters.build.robustness.variation_grid), re-clustered on the edition's weighted cells.
 
 One row per (variation, published cluster): its rank in the variation and whether it stayed the
 same, split, merged with another cluster or vanished. Empty when robustness is off.
@@ -7,7 +7,7 @@ same, split, merged with another cluster or vanished. Empty when robustness is o
 
 import pandas as pd
 
-from stclusters import robustness
+from stclusters.build import robustness
 
 COLUMNS = {
     "variation": "object",

@@ -1,5 +1,5 @@
 -- One row per layer and whole-table check, computed inside DuckDB so that the gate
--- (Great Expectations, plugins/stclusters/validate.py) judges small frames, never whole layers.
+-- (Great Expectations, plugins/stclusters/gate/validate.py) judges small frames, never whole layers.
 with
 
 inventors as (

@@ -7,7 +7,7 @@ clusters as (
 
 ),
 
--- rank intervals (stclusters.robustness; null when robustness is off)
+-- rank intervals (stclusters.build.robustness; null when robustness is off)
 ranged as (
 
     select * from {{ ref('int_clusters_ranged') }}

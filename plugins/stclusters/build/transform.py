@@ -1,0 +1,121 @@
+"""Run the dbt project on an edition's DuckDB file (``dbt build``: models, seeds and dbt tests).
+
+dbt runs as a subprocess of the virtualenv's ``dbt`` with per-edition target, log and database
+paths, so editions can build at the same time without sharing any file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from stclusters.config import DBT_PROJECT_DIR, RunParams
+
+log = logging.getLogger(__name__)
+
+
+class TransformError(RuntimeError):
+    """dbt build failed; the message carries dbt's own summary of what failed."""
+
+
+def dbt_executable() -> str:
+    candidate = Path(sys.executable).with_name("dbt")
+    return str(candidate) if candidate.exists() else "dbt"
+
+
+def dbt_env(params: RunParams) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "STCLUSTERS_DUCKDB_PATH": str(params.duckdb_path),
+            "STCLUSTERS_DUCKDB_THREADS": str(params.duckdb_threads),
+            "STCLUSTERS_DUCKDB_MEMORY_LIMIT": params.duckdb_memory_limit,
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+            "DO_NOT_TRACK": "1",
+        }
+    )
+    return env
+
+
+def run_dbt(params: RunParams, command: str = "build", extra: list[str] | None = None) -> Path:
+    """Run one dbt command for the edition; returns the path of its run_results.json."""
+    dbt_dir = params.workspace / "dbt"
+    args = [
+        dbt_executable(),
+        "--no-use-colors",
+        command,
+        "--project-dir",
+        str(DBT_PROJECT_DIR),
+        "--profiles-dir",
+        str(DBT_PROJECT_DIR),
+        "--target-path",
+        str(dbt_dir / "target"),
+        "--log-path",
+        str(dbt_dir / "logs"),
+        "--vars",
+        json.dumps(params.dbt_vars()),
+        *(extra or []),
+    ]
+    log.info("running: %s", " ".join(args))
+    proc = subprocess.Popen(
+        args,
+        cwd=DBT_PROJECT_DIR,
+        env=dbt_env(params),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    tail: list[str] = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        line = line.rstrip()
+        log.log(dbt_line_level(line), "dbt | %s", line)
+        tail = [*tail, line][-40:]
+    code = proc.wait()
+    results = dbt_dir / "target" / "run_results.json"
+    if code != 0:
+        failures = summarise_failures(results)
+        raise TransformError(
+            f"dbt {command} failed for edition {params.edition} (exit {code}): "
+            + (failures or "\n".join(tail[-15:]))
+        )
+    return results
+
+
+# dbt's lines that stay at INFO in the task log: its start, what it found, warnings, failures and
+# the totals. The per-node START/OK lines (two per model and test, ~360 a build) go to DEBUG;
+# all of them are in dbt's own log, <workspace>/<edition>/dbt/logs/dbt.log.
+_DBT_INFO = re.compile(r"Running with dbt|Found \d+ model|WARN|ERROR|FAIL|Finished running|Completed|Done\. ")
+
+
+def dbt_line_level(line: str) -> int:
+    """The log level of one line of dbt's output (INFO for the lines an operator reads)."""
+    return logging.INFO if _DBT_INFO.search(line) else logging.DEBUG
+
+
+def summarise_failures(run_results: Path) -> str:
+    """One line per failed or erroring dbt node, from run_results.json."""
+    try:
+        results = json.loads(run_results.read_text())["results"]
+    except (OSError, ValueError, KeyError):
+        return ""
+    bad = [r for r in results if r.get("status") in {"error", "fail"}]
+    return "; ".join(
+        f"{r['unique_id']}: {r['status']}: {(r.get('message') or '').strip()[:300]}" for r in bad
+    )
+
+
+def build(params: RunParams) -> dict:
+    """``dbt build`` for the edition; returns a small summary (for the task log and XCom)."""
+    results_path = run_dbt(params, "build")
+    results = json.loads(results_path.read_text())["results"]
+    statuses: dict[str, int] = {}
+    for r in results:
+        statuses[r["status"]] = statuses.get(r["status"], 0) + 1
+    log.info("dbt build for edition %s: %s", params.edition, statuses)
+    return {"edition": params.edition, "dbt_statuses": statuses, "run_results": str(results_path)}

@@ -1,0 +1,1 @@
+"""Step 6, publish: the published files, their manifest, and verification."""

@@ -1,0 +1,1 @@
+"""Step 5, report: the edition's HTML report and its difference from the previous edition."""

@@ -1,0 +1,1 @@
+"""Synthetic data, outside the runtime path: the embedded sample edition and the world-scale generator."""
