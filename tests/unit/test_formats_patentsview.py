@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from stclusters.load.formats import convert, patentsview
+from stclusters.load.formats import convert, patentsview, tables
 from stclusters.load.formats.base import FormatError
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "patentsview"
@@ -106,9 +106,9 @@ def test_raw_location_ids_go_through_location_not_disambiguated(tmp_path: Path) 
 
 
 def test_line_of_skips_rejected_lines() -> None:
-    assert patentsview.line_of(0, []) == 2
-    assert patentsview.line_of(7, [9]) == 10
-    assert patentsview.line_of(2, [3, 4, 6]) == 7
+    assert tables.line_of(0, []) == 2
+    assert tables.line_of(7, [9]) == 10
+    assert tables.line_of(2, [3, 4, 6]) == 7
 
 
 def test_header_longer_than_the_line_cap_is_refused_fast_with_bounded_memory(tmp_path: Path) -> None:

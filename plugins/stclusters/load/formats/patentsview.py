@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from bisect import bisect_right
 from pathlib import Path
 
 import duckdb
@@ -25,6 +24,7 @@ from stclusters.load.formats.base import (
     finish,
     open_text,
 )
+from stclusters.load.formats.tables import line_of, quarantine_rejects
 
 log = logging.getLogger(__name__)
 
@@ -111,20 +111,9 @@ def _quarantine_rejects(
     con: duckdb.DuckDBPyConnection, tables: dict[str, Path], report: ConversionReport
 ) -> None:
     for name, path in tables.items():
-        # DuckDB reports a short line once per missing column: keep one entry per line.
-        rows = con.execute(
-            f"""select line, arg_min(coalesce(column_name, '*'), column_idx), arg_min(error_type, column_idx),
-                       arg_min(error_message, column_idx), arg_min(csv_line, column_idx)
-                from rejects_{name} group by line order by line"""
-        ).fetchall()
-        for line, column, error_type, message, csv_line in rows:
-            if "COLUMNS" in str(error_type):
-                column, reason = "*", "wrong field count"
-            else:
-                reason = str(error_type).lower()
-            report.quarantine(path, int(line), column, f"{reason}: {message}", csv_line or "")
+        rejected = quarantine_rejects(con, name, path, report)
         if name == "inventor":
-            report.records_read += len(rows)
+            report.records_read += len(rejected)
 
 
 def _join(con: duckdb.DuckDBPyConnection, tables: dict[str, Path]) -> None:
@@ -234,21 +223,6 @@ def _quarantine_unjoinable(
     for row_index, problem, value in rows:
         field, reason = problem.split("|", 1)
         report.quarantine(inventor_path, line_of(int(row_index), rejected), field, reason, value)
-
-
-def line_of(row_index: int, rejected_lines: list[int]) -> int:
-    """File line of the ``row_index``-th accepted row (0-based), skipping header and rejected lines.
-
-    Assumes one record per line, as PatentsView writes the inventor tables.
-    """
-    line = row_index + 2
-    seen = 0
-    while True:
-        before = bisect_right(rejected_lines, line)
-        if before == seen:
-            return line
-        line += before - seen
-        seen = before
 
 
 def _write(con: duckdb.DuckDBPyConnection, layer: str, out_csv_gz: Path, report: ConversionReport) -> None:

@@ -4,13 +4,14 @@ Each of them comes as delimited text tables with a header row, recognised by the
 joined in a DuckDB file beside the output (so large joins spill to disk). Column names are
 matched case-insensitively (REGPAT and BigQuery exports capitalise them differently). The line of
 a record in its file is its position among the lines DuckDB accepted (one record per line, as
-these exports write them), see :func:`stclusters.load.formats.patentsview.line_of`.
+these exports write them), see :func:`line_of`.
 """
 
 from __future__ import annotations
 
 import logging
 import tempfile
+from bisect import bisect_right
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,7 +25,6 @@ from stclusters.load.formats.base import (
     capped_readline,
     open_text,
 )
-from stclusters.load.formats.patentsview import line_of
 from stclusters.reference.countries import country_code, iso_codes
 from stclusters.schema import COLUMNS
 
@@ -102,6 +102,21 @@ def load(con: duckdb.DuckDBPyConnection, name: str, path: Path) -> int:
     n = con.execute(f"select count(*) from raw_{name}").fetchone()[0]
     log.info("%s: %d rows read as %s", path, n, name)
     return n
+
+
+def line_of(row_index: int, rejected_lines: list[int]) -> int:
+    """File line of the ``row_index``-th accepted row (0-based), skipping header and rejected lines.
+
+    Assumes one record per line, as PatentsView, REGPAT and PATSTAT write their tables.
+    """
+    line = row_index + 2
+    seen = 0
+    while True:
+        before = bisect_right(rejected_lines, line)
+        if before == seen:
+            return line
+        line += before - seen
+        seen = before
 
 
 def quarantine_rejects(
