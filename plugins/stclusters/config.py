@@ -23,6 +23,8 @@ from typing import Any
 
 import yaml
 
+from stclusters.schema import counted_document_type_keys
+
 REPO_ROOT = Path(os.environ.get("STCLUSTERS_HOME", Path(__file__).resolve().parents[2]))
 DEFAULT_SOURCES_FILE = REPO_ROOT / "config" / "sources.yml"
 
@@ -172,6 +174,7 @@ class RunParams:
             "patents_last_year": p1,
             "publications_first_year": a0,
             "publications_last_year": a1,
+            "counted_document_types": counted_document_type_keys(),
         }
 
     def as_dict(self) -> dict[str, Any]:

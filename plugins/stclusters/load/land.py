@@ -27,7 +27,7 @@ import duckdb
 
 from stclusters.load.formats.base import ADDRESS, MAX_LINE_BYTES, RECORD
 from stclusters.reference.countries import iso_codes
-from stclusters.schema import COLUMNS, LAYERS
+from stclusters.schema import COLUMNS, LAYERS, landed_type
 
 log = logging.getLogger(__name__)
 
@@ -420,18 +420,19 @@ def _create_layer_views(con: duckdb.DuckDBPyConnection, offsets: dict[str, dict[
         )
 
 
-_RAW_DDL = """
+def _rows_ddl(layer: str) -> str:
+    """raw.<layer>_rows: the layer's canonical columns (stclusters.schema), typed, then where the
+    row came from and its problem."""
+    typed = ", ".join(f"{c} {landed_type(c)}" for c in COLUMNS[layer])
+    return (
+        f"create or replace table {_rows_table(layer)} ({typed}, source_file varchar, "
+        "source_line bigint, problem varchar, raw_record varchar);"
+    )
+
+
+_RAW_DDL = f"""
 create schema if not exists raw;
-create or replace table raw.patents_rows (
-    application_id varchar, publication_date date, inventor_seq integer, city varchar,
-    postal_code varchar, region varchar, country varchar, latitude double, longitude double,
-    applicant varchar, ipc varchar, source_file varchar, source_line bigint, problem varchar,
-    raw_record varchar);
-create or replace table raw.publications_rows (
-    article_id varchar, publication_year integer, document_type varchar, address_seq integer,
-    organization varchar, city varchar, postal_code varchar, region varchar, country varchar,
-    latitude double, longitude double, subject varchar, source_file varchar, source_line bigint,
-    problem varchar, raw_record varchar);
+{chr(10).join(_rows_ddl(layer) for layer in LAYERS)}
 create or replace table raw.quarantine (
     layer varchar, source_file varchar, source_line bigint, field varchar, reason varchar,
     raw_record varchar, unit varchar);

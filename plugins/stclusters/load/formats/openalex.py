@@ -55,13 +55,15 @@ from stclusters.load.formats.base import (
 from stclusters.load.formats.c1 import Address, AddressError, parse_c1
 from stclusters.load.formats.places import city_in_text
 from stclusters.reference.gazetteer import normalize_name
+from stclusters.schema import COUNTED_DOCUMENT_TYPES, document_type_key
 
 log = logging.getLogger(__name__)
 
 FORMAT = "openalex"
 # OpenAlex "article" covers journal articles (reviews are "review", preprints "preprint");
-# paratext (covers, tables of contents) is flagged separately and excluded too.
-COUNTED_TYPES = frozenset({"article"})
+# paratext (covers, tables of contents) is flagged separately and excluded too. The counted
+# types are stclusters.schema's, written in their canonical spelling.
+COUNTED_TYPES = {document_type_key(t): t for t in COUNTED_DOCUMENT_TYPES}
 _PREFIX = "https://openalex.org/"
 MANIFEST = "manifest"
 EXPECTED = (
@@ -620,7 +622,7 @@ def _work_rows(
             {
                 "article_id": work_id,
                 "publication_year": str(year),
-                "document_type": "Article",
+                "document_type": COUNTED_TYPES[work_type],
                 "address_seq": len(rows) + 1,
                 "organization": organization,
                 "city": place.city if place else "",

@@ -33,14 +33,15 @@ from stclusters.load.formats.base import (
     readable,
 )
 from stclusters.load.formats.c1 import Address, AddressError, parse_c1
+from stclusters.schema import COUNTED_DOCUMENT_TYPES
 
 log = logging.getLogger(__name__)
 
 FORMAT = "wos"
 # The GII counts original research articles. WoS tags an article that was also presented at a
 # conference "Article; Proceedings Paper" and early-access ones "Article; Early Access": the
-# first type decides. Reviews, proceedings papers, meeting abstracts, letters... are excluded.
-COUNTED_FIRST_TYPE = "Article"
+# first type decides: it must be one of the counted types (stclusters.schema). Reviews,
+# proceedings papers, meeting abstracts, letters... are excluded.
 _YEAR = re.compile(r"\b(1[89]\d{2}|20\d{2})\b")
 _RP_SPLIT = re.compile(r"\((?:corresponding|reprint) author\),\s*")
 # Old (ISI-era) exports write the reprint line without a marker: "WANG, XF, UNIV WASHINGTON, ...".
@@ -318,7 +319,8 @@ def _record_rows(record: Record, report: ConversionReport, seen: set[str]) -> li
         q(record.file, line, tag, "broken encoding: undecodable bytes")
         return []
     doc_type = record.text("DT")
-    if doc_type.split(";")[0].strip() != COUNTED_FIRST_TYPE:
+    first_type = doc_type.split(";")[0].strip()
+    if first_type not in COUNTED_DOCUMENT_TYPES:
         report.excluded[f"document type {doc_type or '(empty)'}"] += 1
         return []
     article_id = record.text("UT")
@@ -348,7 +350,7 @@ def _record_rows(record: Record, report: ConversionReport, seen: set[str]) -> li
         {
             "article_id": article_id,
             "publication_year": year,
-            "document_type": COUNTED_FIRST_TYPE,
+            "document_type": first_type,
             "address_seq": seq,
             "organization": a.organization,
             "city": a.city,
