@@ -26,7 +26,7 @@ import pytest
 from websockets.sync.client import connect
 
 from fixtures.report.edition import build_edition, diff_doc
-from stclusters.report import report
+from stclusters.report import figures, marts, report
 
 CHROMIUM = Path(os.environ.get("STCLUSTERS_CHROMIUM", "/usr/bin/chromium"))
 REPO = Path(__file__).resolve().parents[2]
@@ -244,7 +244,7 @@ def test_report_in_chromium(tmp_path: Path, browser: DevTools) -> None:
     # Clicking a row selects its cluster on the map and zooms to it.
     browser.evaluate("document.querySelector('#ranking tbody tr[data-rank=\"1\"]').click()")
     assert browser.evaluate("document.querySelector('#map g.cluster.on').dataset.rank") == "1"
-    assert browser.evaluate("document.getElementById('map').viewBox.baseVal.width") < report.MAP_WIDTH / 4
+    assert browser.evaluate("document.getElementById('map').viewBox.baseVal.width") < figures.MAP_WIDTH / 4
     shot_zoomed = _screenshot(browser, "report-zoomed.png", full_page=False)
     # The info box links to the cluster's profile, which it opens.
     browser.evaluate("Array.from(document.querySelectorAll('#info a')).pop().click()")
@@ -302,7 +302,7 @@ def test_report_in_chromium(tmp_path: Path, browser: DevTools) -> None:
     us = browser.evaluate(f"{visible}.map(r => r.dataset.economies)")
     expected_us = [
         r
-        for r in report.ranking_records(report.read_tables(params.duckdb_path).ranking)
+        for r in marts.ranking_records(marts.read_tables(params.duckdb_path).ranking)
         if "US" in r["economies"].split("/")
     ]
     assert len(us) == len(expected_us) > 0 and all("US" in e.split() for e in us)

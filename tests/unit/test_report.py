@@ -7,6 +7,7 @@ Runs on a real DuckDB file built from marts cut out of a real pipeline run
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import socket
 import struct
@@ -16,6 +17,8 @@ from typing import Any
 
 import duckdb
 import h3
+import jinja2
+import markupsafe
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
@@ -24,7 +27,17 @@ from fixtures.report.edition import build_edition, diff_doc
 from stclusters import config
 from stclusters.build import transform
 from stclusters.reference import gazetteer
-from stclusters.report import report
+from stclusters.report import (
+    figures,
+    formatting,
+    geometry,
+    gii2023,
+    marts,
+    render,
+    report,
+    sections,
+    validation,
+)
 
 # --- helpers ------------------------------------------------------------------------------------
 
@@ -78,7 +91,7 @@ def _png_chunks(path: Path) -> list[bytes]:
 
 
 @pytest.fixture(scope="module")
-def published(tmp_path_factory: pytest.TempPathFactory) -> tuple[report.RunParams, Path, dict]:
+def published(tmp_path_factory: pytest.TempPathFactory) -> tuple[config.RunParams, Path, dict]:
     tmp = tmp_path_factory.mktemp("edition")
     params, summary = build_edition(tmp)
     dest = tmp / "publication"
@@ -87,13 +100,13 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> tuple[report.RunParam
     return params, dest, summary
 
 
-def _ranking(params: report.RunParams) -> list[dict]:
+def _ranking(params: config.RunParams) -> list[dict]:
     con = duckdb.connect(str(params.duckdb_path), read_only=True)
     try:
         frame = con.sql("select * from main.ranking order by rank").df()
     finally:
         con.close()
-    return report.ranking_records(frame)
+    return marts.ranking_records(frame)
 
 
 # --- outputs ------------------------------------------------------------------------------------
@@ -157,11 +170,11 @@ def test_geojson_footprints_cover_their_cells_and_no_other(published) -> None:
 def test_footprint_dissolves_neighbours_into_one_polygon() -> None:
     centre = h3.latlng_to_cell(48.8566, 2.3522, 7)
     disk = [h3.str_to_int(c) for c in h3.grid_disk(centre, 1)]
-    shape = report.footprint(disk)
+    shape = geometry.footprint(disk)
     assert len(shape) == 1 and len(shape[0]) == 1  # one polygon, no hole
     assert len(shape[0][0]) - 1 == 18  # the outline of a 7-cell flower has 18 vertices
     far = h3.str_to_int(h3.latlng_to_cell(35.68, 139.69, 7))
-    assert len(report.footprint([*disk, far])) == 2
+    assert len(geometry.footprint([*disk, far])) == 2
 
 
 def test_pngs_are_written_without_varying_metadata(published) -> None:
@@ -223,10 +236,10 @@ def test_report_prints_shares_as_the_gii_does(published) -> None:
     for key in ("pct_share", "pub_share", "score"):
         assert f"{first[key] * 100:.1f}</td>" in row, key
     assert f">{first['pct_count']:,.0f}</td>" in row
-    assert report.share_pct(0.1013) == "10.1"
-    assert report.share_pct(0.0149) == "1.5"
-    assert report.share_pct(0.1169) == "11.7"
-    assert report.share_pct(None) == "–"
+    assert formatting.share_pct(0.1013) == "10.1"
+    assert formatting.share_pct(0.0149) == "1.5"
+    assert formatting.share_pct(0.1169) == "11.7"
+    assert formatting.share_pct(None) == "–"
 
 
 def test_report_shows_parameters_provenance_and_validation(published) -> None:
@@ -285,7 +298,7 @@ def test_edition_diff_without_previous_edition_says_so(tmp_path: Path) -> None:
 
 def test_validation_table_shows_check_ids_observed_values_and_thresholds(published) -> None:
     _, dest, summary = published
-    rows = {r["check"]: r for r in report.validation_rows(summary)}
+    rows = {r["check"]: r for r in validation.validation_rows(summary)}
     assert len(rows) == summary["n_expectations"] == len(summary["results"])
     # the real values of a per-layer check, not GX's {"unexpected_count": 0}
     quarantine = rows["raw.quarantine_share"]
@@ -319,7 +332,7 @@ def test_validation_verdicts_for_critical_failures_and_warnings() -> None:
         "failing_rows": [{"rank": 3}, {"rank": 4}],
     }
     warned = {**failed, "check": "c.d", "severity": "warning", "failing_rows": []}
-    rows = report.validation_rows({"results": [failed, warned]})
+    rows = validation.validation_rows({"results": [failed, warned]})
     assert [(r["verdict"], r["css"]) for r in rows] == [("FAIL", "fail"), ("warning", "warn")]
     assert rows[0]["observed"] == "2 failing rows" and rows[0]["threshold"] == "x ≥ 1"
     assert rows[0]["failing"] == '{"rank": 3}; {"rank": 4}'
@@ -338,7 +351,7 @@ def test_validation_page_is_self_contained_and_lists_every_check(published) -> N
     assert f'href="{report.DATA_DOCS}"' in page and 'href="report.html#validation"' in page
     # autoescaped: a check id with markup cannot inject any
     hostile = {"results": [{"check": "<b>x</b>", "severity": "critical", "success": True}]}
-    assert "<b>x</b>" not in report.validation_page(2023, hostile)
+    assert "<b>x</b>" not in validation.validation_page(2023, hostile)
 
 
 def test_ranking_names_economies_and_links_every_cluster_to_its_profile(published) -> None:
@@ -347,8 +360,8 @@ def test_ranking_names_economies_and_links_every_cluster_to_its_profile(publishe
     first = _ranking(params)[0]
     row = page.split('<tr data-rank="1"', 1)[1].split("</tr>", 1)[0]
     assert f'href="#cluster-{first["cluster_id"]}"' in row
-    assert report.economy_name("JP") == "Japan" and report.economy_name("CN") == "China"
-    assert f'<span class="econ-name">{report.economy_name(first["economies"])}</span>' in row
+    assert sections.economy_name("JP") == "Japan" and sections.economy_name("CN") == "China"
+    assert f'<span class="econ-name">{sections.economy_name(first["economies"])}</span>' in row
     tags = _tags(page)
     profile_ids = [a["id"] for t, a in tags if t == "tr" and a.get("class") == "profile"]
     assert profile_ids == [f"cluster-{r['cluster_id']}" for r in _ranking(params)]
@@ -356,18 +369,18 @@ def test_ranking_names_economies_and_links_every_cluster_to_its_profile(publishe
     assert options[0] == "" and set(options[1:]) == {
         c for r in _ranking(params) for c in r["economies"].split("/")
     }
-    assert report.economy_name("ZZ") == "ZZ"
+    assert sections.economy_name("ZZ") == "ZZ"
 
 
 def test_share_chart_labels_do_not_overlap() -> None:
     # the real neighbours that overlapped: a name box beside a close point
     wanted = [((300.0, 200.0), "Osaka–Kobe–Kyoto"), ((310.0, 203.0), "Beijing"), ((305.0, 190.0), "Seoul")]
-    placed = report._place_svg_labels(wanted, [p for p, _ in wanted], (0, 0, 640, 460))
+    placed = figures._place_svg_labels(wanted, [p for p, _ in wanted], (0, 0, 640, 460))
     boxes = []
     for (x, y, anchor), text in placed:
-        w = len(text) * report.SVG_CHAR_WIDTH
+        w = len(text) * figures.SVG_CHAR_WIDTH
         x0 = x - (w if anchor == "end" else w / 2 if anchor == "middle" else 0)
-        boxes.append((x0, y - report.SVG_LABEL_SIZE, x0 + w, y + 2))
+        boxes.append((x0, y - figures.SVG_LABEL_SIZE, x0 + w, y + 2))
     assert len(placed) >= 2
     for i, a in enumerate(boxes):
         for b in boxes[i + 1 :]:
@@ -378,13 +391,13 @@ def test_map_labels_do_not_overlap(published, tmp_path: Path) -> None:
     from matplotlib.text import Annotation
 
     params, _, _ = published
-    tables = report.read_tables(params.duckdb_path)
-    records = report.ranking_records(tables.ranking)
-    shapes = {cid: report.footprint(c) for cid, c in tables.cells.items()}
-    fig = report._figure(6, 4)
+    tables = marts.read_tables(params.duckdb_path)
+    records = marts.ranking_records(tables.ranking)
+    shapes = {cid: geometry.footprint(c) for cid, c in tables.cells.items()}
+    fig = figures._figure(6, 4)
     ax = fig.add_axes((0.05, 0.05, 0.9, 0.9))
     # East Asia, where the fixture's clusters crowd
-    report._draw_map(ax, (100.0, 146.0, 20.0, 44.2), records, shapes, [], labelled=40)
+    figures._draw_map(ax, (100.0, 146.0, 20.0, 44.2), records, shapes, [], labelled=40)
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     boxes = [a.get_window_extent(renderer) for a in ax.texts if isinstance(a, Annotation)]
@@ -435,7 +448,7 @@ def test_ranked_cluster_without_cells_is_an_error(tmp_path: Path) -> None:
         "where cluster_id = (select cluster_id from main.ranking where rank = 2)"
     )
     con.close()
-    with pytest.raises(report.ReportError, match=r"stclusters\.duckdb.*cluster_cells.*\[2\]"):
+    with pytest.raises(marts.ReportError, match=r"stclusters\.duckdb.*cluster_cells.*\[2\]"):
         report.write_outputs(params, tmp_path / "publication", summary)
 
 
@@ -444,7 +457,7 @@ def test_country_outlines_are_read_offline(monkeypatch: pytest.MonkeyPatch) -> N
         raise AssertionError("country_outlines tried to open a network connection")
 
     monkeypatch.setattr(socket.socket, "connect", refuse)
-    outlines = report.country_outlines()
+    outlines = geometry.country_outlines()
     assert len(outlines) > 150
     paris, tokyo = (2.35, 48.86), (139.69, 35.69)
     assert any(_in_multipolygon(paris, o) for o in outlines)
@@ -455,10 +468,10 @@ def test_country_outlines_are_read_offline(monkeypatch: pytest.MonkeyPatch) -> N
 # --- profiles -----------------------------------------------------------------------------------
 
 
-def _mart(params: report.RunParams, sql: str) -> list[dict[str, Any]]:
+def _mart(params: config.RunParams, sql: str) -> list[dict[str, Any]]:
     con = duckdb.connect(str(params.duckdb_path), read_only=True)
     try:
-        return report.ranking_records(con.sql(sql).df())
+        return marts.ranking_records(con.sql(sql).df())
     finally:
         con.close()
 
@@ -483,7 +496,7 @@ def test_profiles_show_each_ranked_clusters_top_items_and_collaboration(publishe
         row = _between(section, f'data-profile-rank="{rank}">', "</tr>")
         for t in tops:
             if t["cluster_rank"] == rank and t["facet"] not in {"collaboration", "partner"}:
-                assert f'{report._esc(t["item"])} <span class="share">{t["item_share"] * 100:.1f} %' in row
+                assert f'{html.escape(t["item"])} <span class="share">{t["item_share"] * 100:.1f} %' in row
         collab = _mart(
             params,
             f"select layer, item, item_share from main.profiles where cluster_rank = {rank} "
@@ -505,7 +518,7 @@ def test_profile_detail_lists_the_top_k_and_the_counts_by_year(published) -> Non
     )
     assert len(applicants) == 5
     listed = _between(detail, "Applicants", "</ol>")
-    positions = [listed.index(report._esc(a["item"])) for a in applicants]
+    positions = [listed.index(html.escape(a["item"])) for a in applicants]
     assert positions == sorted(positions)  # in item_rank order
     years = _mart(
         params,
@@ -521,8 +534,8 @@ def test_profile_detail_lists_the_top_k_and_the_counts_by_year(published) -> Non
 
 
 def test_partners_rank_by_mean_link_share_over_both_layers() -> None:
-    item = report.ProfileItem
-    profile = report.ClusterProfile(
+    item = sections.ProfileItem
+    profile = sections.ClusterProfile(
         facets={
             ("patents", "partner"): [item("Beijing", 30.0, 0.010), item("Munich", 20.0, 0.008)],
             ("publications", "partner"): [item("Seoul", 50.0, 0.030), item("Beijing", 40.0, 0.012)],
@@ -536,7 +549,7 @@ def test_partners_rank_by_mean_link_share_over_both_layers() -> None:
 
 
 def test_sparkline_scales_each_layer_to_its_own_maximum() -> None:
-    svg = report.sparkline(
+    svg = figures.sparkline(
         {"patents": [(2018, 10.0), (2019, 20.0)], "publications": [(2017, 5.0), (2018, 0.0)]}
     )
     points = [p.split('"')[0] for p in svg.split('points="')[1:]]
@@ -546,7 +559,7 @@ def test_sparkline_scales_each_layer_to_its_own_maximum() -> None:
     assert pub[1][1] == 20.0  # zero sits on the bottom line
     assert pat[0][0] == pub[1][0]  # 2018 at the same x in both lines
     assert "2019 20" in svg  # exact counts in the tooltip
-    assert "muted" in report.sparkline({})
+    assert "muted" in figures.sparkline({})
 
 
 def test_missing_profile_mart_is_an_error(tmp_path: Path) -> None:
@@ -554,7 +567,7 @@ def test_missing_profile_mart_is_an_error(tmp_path: Path) -> None:
     con = duckdb.connect(str(params.duckdb_path))
     con.execute("drop table main.cluster_trends")
     con.close()
-    with pytest.raises(report.ReportError, match=r"stclusters\.duckdb: table main\.cluster_trends not found"):
+    with pytest.raises(marts.ReportError, match=r"stclusters\.duckdb: table main\.cluster_trends not found"):
         report.write_outputs(params, tmp_path / "publication", summary)
 
 
@@ -567,7 +580,7 @@ def test_gii_comparison_csv_is_the_mart(published) -> None:
     mart = _mart(params, "select * from main.gii_comparison order by published_rank")
     assert list(written.columns) == list(mart[0])
     assert written["published_rank"].tolist() == list(range(1, 35))
-    for got, want in zip(report.ranking_records(written), mart, strict=True):
+    for got, want in zip(marts.ranking_records(written), mart, strict=True):
         for key, value in want.items():
             expected = pytest.approx(value) if isinstance(value, float) else value
             assert got[key] == expected, (want["published_rank"], key)
@@ -586,10 +599,10 @@ def test_comparison_section_lists_every_published_cluster_beside_ours(published)
         html_row = _between(section, f'data-published-rank="{r["published_rank"]}"', "</tr>")
         assert f"<td>{r['published_score']:.1f}</td>" in html_row
         assert f">{r['our_score']:.1f}</td>" in html_row
-        assert f">{report._esc(r['our_name'])}</td>" in html_row
+        assert f">{html.escape(r['our_name'])}</td>" in html_row
         # highlighted exactly where the printed values differ
-        assert ('class="diff">' + report._esc(r["our_name"])) in html_row or r["name_matches"]
-        assert ('class="diff"' in html_row) == bool(report.explain(r, params)), r["published_name"]
+        assert ('class="diff">' + html.escape(r["our_name"])) in html_row or r["name_matches"]
+        assert ('class="diff"' in html_row) == bool(gii2023.explain(r, params)), r["published_name"]
     cologne = _between(section, 'data-published-rank="25"', "</tr>")
     assert "GeoNames&#x27; main name for Cologne is “Köln”" in cologne
     tel_aviv = _between(section, 'data-published-rank="30"', "</tr>")
@@ -649,11 +662,11 @@ def _row(**changes: Any) -> dict[str, Any]:
 
 
 def test_explain_is_silent_when_everything_prints_the_same() -> None:
-    assert report.explain(_row(our_score=3.76, score_difference=-0.04), PARAMS) == []
+    assert gii2023.explain(_row(our_score=3.76, score_difference=-0.04), PARAMS) == []
 
 
 def test_explain_names_the_place_below_and_the_place_above_name_min_share() -> None:
-    notes = report.explain(
+    notes = gii2023.explain(
         _row(
             our_name="Osaka–Kobe–Sakai",
             name_matches=False,
@@ -669,7 +682,7 @@ def test_explain_names_the_place_below_and_the_place_above_name_min_share() -> N
 
 
 def test_explain_names_gazetteer_spellings_and_absent_places() -> None:
-    notes = report.explain(
+    notes = gii2023.explain(
         _row(
             published_name="Cologne–Atlantis",
             our_name="Köln",
@@ -680,7 +693,7 @@ def test_explain_names_gazetteer_spellings_and_absent_places() -> None:
         PARAMS,
     )
     assert notes == ["GeoNames' main name for Cologne is “Köln”", "Atlantis is not in the gazetteer for JP"]
-    notes = report.explain(
+    notes = gii2023.explain(
         _row(
             our_name="Osaka",
             name_matches=False,
@@ -693,7 +706,7 @@ def test_explain_names_gazetteer_spellings_and_absent_places() -> None:
 
 
 def test_explain_economies_against_economy_min_share() -> None:
-    notes = report.explain(
+    notes = gii2023.explain(
         _row(
             published_economies="SG/MY",
             our_economies="SG",
@@ -703,35 +716,35 @@ def test_explain_economies_against_economy_min_share() -> None:
         PARAMS,
     )
     assert notes == ["MY brings 3.0 % of the score, below economy_min_share 5.0 %: not listed"]
-    notes = report.explain(
+    notes = gii2023.explain(
         _row(published_economies="HK/CN", our_economies="CN/HK", economies_match=False), PARAMS
     )
     assert notes == ["the same economies in another order (ours by share of the score)"]
 
 
 def test_explain_rank_moves_score_gaps_and_merged_clusters() -> None:
-    notes = report.explain(
+    notes = gii2023.explain(
         _row(our_rank=10, rank_difference=3, our_pct_share=2.6, our_score=3.3, score_difference=-0.5), PARAMS
     )
     assert notes == ["ranked 3 places lower (10)", "score -0.50 points (PCT 2.6 % vs 3.1 %)"]
-    notes = report.explain(
+    notes = gii2023.explain(
         _row(our_rank=6, rank_difference=-1, our_score=3.851, score_difference=0.051), PARAMS
     )
     assert notes == [
         "ranked 1 place higher (6)",
         "score 3.851 prints as 3.9, just above the range 3.75–3.85 that the published 3.8 stands for",
     ]
-    notes = report.explain(_row(n_published_matched=2), PARAMS)
+    notes = gii2023.explain(_row(n_published_matched=2), PARAMS)
     assert notes == [
         "2 published clusters fall in our Osaka–Kobe–Kyoto: this edition joins clusters that WIPO keeps apart"
     ]
 
 
 def test_explain_unmatched_rows() -> None:
-    assert report.explain(_row(our_cluster_id=None, matched_geonameid=None), PARAMS) == [
+    assert gii2023.explain(_row(our_cluster_id=None, matched_geonameid=None), PARAMS) == [
         "Osaka is not in the gazetteer for JP: no match"
     ]
-    assert report.explain(_row(our_cluster_id=None), PARAMS) == [
+    assert gii2023.explain(_row(our_cluster_id=None), PARAMS) == [
         "no cluster of this edition holds Osaka (GeoNames Osaka)"
     ]
 
@@ -883,9 +896,60 @@ def test_mart_falls_back_on_the_places_cell_and_leaves_unknown_places_unmatched(
     assert nowhere["matched_geonameid"] is None and nowhere["our_cluster_id"] is None
     assert nowhere["match_method"] is None and nowhere["n_published_matched"] == 0
     assert nowhere["name_matches"] is False
-    assert report.explain(nowhere, PARAMS) == ["Nowhere is not in the gazetteer for XX: no match"]
+    assert gii2023.explain(nowhere, PARAMS) == ["Nowhere is not in the gazetteer for XX: no match"]
 
 
 def test_mart_is_empty_outside_the_2023_edition(tmp_path: Path) -> None:
     params = _tiny_world(tmp_path, 2024)
     assert _mart(params, "select count(*) as n from main.gii_comparison") == [{"n": 0}]
+
+
+# --- rank intervals -----------------------------------------------------------------------------
+
+
+def test_the_range_cell_shows_the_widest_interval_and_the_label() -> None:
+    row = {
+        "rank": 3,
+        "sampling_rank_low": 3,
+        "sampling_rank_high": 4,
+        "method_rank_low": 2,
+        "method_rank_high": 3,
+        "rank_label": "±1",
+    }
+    ranking_cell = render.macros("sections.html.j2").ranking_cell
+    cell = ranking_cell(sections.range_cell(row))
+    assert ">2–4 <small>±1</small></td>" in cell and 'data-v="2"' in cell
+    assert "sampling (90% bootstrap): 3–4; method (parameter variations): 2–3" in cell
+    assert ranking_cell(sections.range_cell({"rank": 3})) == '<td data-v="">–</td>'
+
+
+# --- templates ----------------------------------------------------------------------------------
+
+
+def test_markup_in_the_data_is_escaped_everywhere_in_the_page(tmp_path: Path) -> None:
+    params, summary = build_edition(tmp_path)
+    evil = '<script>alert("x")</script> & O\'Hare'
+    con = duckdb.connect(str(params.duckdb_path))
+    con.execute("update main.ranking set name = ? where rank = 1", [evil])
+    con.execute("update main.profiles set item = ? where item_rank = 1", [evil])
+    con.execute("update main.gii_comparison set our_name = ? where published_rank = 1", [evil])
+    con.close()
+    dest = tmp_path / "publication"
+    report.write_outputs(params, dest, summary)
+    page = (dest / "report.html").read_text(encoding="utf-8")
+    assert "<script>alert" not in page
+    escaped = html.escape(evil)  # html.escape's entities, as report.html has always had them
+    assert escaped == "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; O&#x27;Hare"
+    # the ranking table, the map, the share chart, the profiles and the GII comparison
+    assert page.count(escaped) >= 8
+    assert f'data-name="{escaped}"' in page
+
+
+def test_an_undefined_name_in_a_template_is_an_error() -> None:
+    env = render.page_environment()
+    with pytest.raises(jinja2.UndefinedError):
+        env.from_string("{{ not_given }}").render()
+    # values print escaped with html.escape's entities; Markup passes through
+    assert env.from_string("{{ a }}{{ b }}").render(a="<'\">", b=markupsafe.Markup("<b>")) == (
+        "&lt;&#x27;&quot;&gt;<b>"
+    )

@@ -295,19 +295,7 @@ def test_rankings_without_intervals_give_none() -> None:
     assert rb.intervals_by_rank(off) == {}
 
 
-def test_the_range_cell_shows_the_widest_interval_and_the_label() -> None:
-    row = {
-        "rank": 3,
-        "sampling_rank_low": 3,
-        "sampling_rank_high": 4,
-        "method_rank_low": 2,
-        "method_rank_high": 3,
-        "rank_label": "±1",
-    }
-    cell = rb.range_cell(row)
-    assert ">2–4 <small>±1</small></td>" in cell and 'data-v="2"' in cell
-    assert "sampling (90% bootstrap): 3–4; method (parameter variations): 2–3" in cell
-    assert rb.range_cell({"rank": 3}) == '<td data-v="">–</td>'
+def test_rankings_without_a_sampling_interval_have_no_intervals() -> None:
     assert not rb.has_intervals([{"rank": 1, "sampling_rank_low": None}])
 
 

@@ -19,7 +19,6 @@ The dbt models ``int_clusters_resampled`` and ``int_clusters_varied`` call
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
@@ -758,7 +757,7 @@ def move_within_intervals(
     return bool(plo <= rank <= phi and lo <= previous_rank <= hi)
 
 
-# --- report --------------------------------------------------------------------------------------
+# --- report (the section itself is stclusters.report.sections.robustness_section) --------------
 
 RANGE_KEY = "rank_range"
 
@@ -766,90 +765,3 @@ RANGE_KEY = "rank_range"
 def has_intervals(records) -> bool:
     """Whether ranking records carry rank intervals (robustness on, and a ranking built with it)."""
     return any(r.get("sampling_rank_low") is not None for r in records)
-
-
-def range_cell(row: Mapping) -> str:
-    """The ranking table's "Rank range" cell: the widest of both intervals and the label; the
-    title gives each interval. Sorts by the interval's width."""
-    import html
-
-    values = [row.get(c) for c in INTERVAL_COLUMNS]
-    if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in values):
-        return '<td data-v="">–</td>'
-    s_lo, s_hi, m_lo, m_hi = (int(v) for v in values)
-    lo, hi = min(s_lo, m_lo), max(s_hi, m_hi)
-    shown = str(lo) if lo == hi else f"{lo}–{hi}"
-    title = f"sampling (90% bootstrap): {s_lo}–{s_hi}; method (parameter variations): {m_lo}–{m_hi}"
-    label = html.escape(str(row.get("rank_label") or ""))
-    return f'<td data-v="{hi - lo}" title="{html.escape(title)}">{shown} <small>{label}</small></td>'
-
-
-def report_section(duckdb_path, records) -> str:
-    """The report's "How sure is each rank?" section: the labels, what every variation did to
-    the published clusters, and the clusters that split, merged or vanished in one."""
-    import html
-
-    import duckdb
-
-    head = '<section id="robustness">\n  <h2>How sure is each rank?</h2>\n'
-    table = None
-    if duckdb_path.exists():
-        con = duckdb.connect(str(duckdb_path), read_only=True)
-        try:
-            table = con.sql("select * from main.robustness order by rank, variation").df()
-        except duckdb.Error:
-            table = None
-        finally:
-            con.close()
-    if table is None or table.empty or not has_intervals(records):
-        return head + '  <p class="muted">Rank intervals were not computed for this edition.</p>\n</section>'
-    labels = pd.Series([r.get("rank_label") for r in records]).value_counts()
-    order = ["stable"] + [f"±{k}" for k in range(1, MAX_PLUS_MINUS + 1)] + ["uncertain"]
-    label_text = ", ".join(f"{html.escape(k)}: {int(labels[k])}" for k in order if k in labels)
-    statuses = ("same", "split", "merged", "vanished")
-    counts = pd.crosstab(table["variation"], table["status"]).reindex(columns=statuses, fill_value=0)
-    moved = table.assign(move=(table["variation_rank"] - table["rank"]).abs())
-    biggest = moved.groupby("variation")["move"].max()
-    rows = "".join(
-        f"<tr><th scope='row'>{html.escape(v)}</th>"
-        + "".join(f"<td>{int(counts.loc[v, s])}</td>" for s in statuses)
-        + f"<td>{'' if pd.isna(biggest.get(v)) else int(biggest[v])}</td></tr>"
-        for v in counts.index
-    )
-    grid = (
-        '<table class="records" id="robustness-grid"><thead><tr><th>variation</th>'
-        + "".join(f"<th>{s}</th>" for s in statuses)
-        + "<th>largest rank move</th></tr></thead><tbody>"
-        + rows
-        + "</tbody></table>"
-    )
-    events = table[table["status"] != "same"]
-    if events.empty:
-        listed = '<p class="muted">No published cluster split, merged or vanished in any variation.</p>'
-    else:
-        items = "".join(
-            f"<tr><td>{int(e.rank)}</td><td>{html.escape(str(e.name))}</td><td>{html.escape(e.variation)}</td>"
-            f"<td>{html.escape(e.status)}</td>"
-            f"<td>{'' if pd.isna(e.variation_rank) else int(e.variation_rank)}</td>"
-            f"<td>{html.escape(str(e.merged_with or ''))}</td></tr>"
-            for e in events.itertuples()
-        )
-        listed = (
-            '<table class="records" id="robustness-events"><thead><tr><th>rank</th><th>cluster</th>'
-            "<th>variation</th><th>status</th><th>rank in the variation</th><th>merged with (ranks)</th>"
-            f"</tr></thead><tbody>{items}</tbody></table>"
-        )
-    return (
-        head
-        + '  <p class="muted">Each published rank has two intervals (the "Rank range" column of the ranking '
-        "shows the widest of both; hover for each): <b>sampling</b>, the 90% interval of the rank when the "
-        "documents are resampled (Poisson bootstrap, seeded), and <b>method</b>, the ranks the cluster takes "
-        "when the method's free parameters move (below). stable: both are the rank itself; ±k: no end is "
-        f"more than k ranks away; uncertain: farther than {MAX_PLUS_MINUS}, or a variation lost the cluster. "
-        'Every variation\'s rank of every cluster: <a href="robustness.parquet">robustness.parquet</a>; '
-        "the method: docs/methodology.md, “Rank intervals”.</p>\n"
-        f"  <p id='robustness-labels'>{label_text}</p>\n"
-        f"  <h3>Parameter variations</h3>\n  <div class='tablewrap'>{grid}</div>\n"
-        f"  <h3>Clusters that split, merged or vanished in a variation ({len(events)})</h3>\n"
-        f"  <div class='tablewrap'>{listed}</div>\n</section>"
-    )
