@@ -55,7 +55,7 @@ lint: $(BIN)/.installed
 	@mkdir -p workspace
 	$(BIN)/ruff check plugins dags tests deploy bench
 	$(BIN)/ruff format --check plugins dags tests deploy bench
-	STCLUSTERS_DUCKDB_PATH=$(CURDIR)/workspace/lint.duckdb \
+	env $$($(BIN)/python -m stclusters.config --dbt-env) STCLUSTERS_DUCKDB_PATH=$(CURDIR)/workspace/lint.duckdb \
 		$(BIN)/sqlfluff lint dbt_project/models
 
 ## verify: re-check every published file of EDITION against its manifest
@@ -72,7 +72,7 @@ bench: setup
 ## as one static_index.html that opens from disk (--static: manifest and catalog inlined)
 docs: setup
 	@test -f workspace/$(EDITION)/stclusters.duckdb || (echo "no workspace/$(EDITION)/stclusters.duckdb: run 'make run' first"; exit 1)
-	STCLUSTERS_DUCKDB_PATH=$(CURDIR)/workspace/$(EDITION)/stclusters.duckdb \
+	env $$($(BIN)/python -m stclusters.config --dbt-env --conf '{"edition": $(EDITION)}') \
 		$(BIN)/dbt docs generate --static --project-dir dbt_project --profiles-dir dbt_project \
 		--target-path $(CURDIR)/workspace/$(EDITION)/dbt/docs
 	@test -f workspace/$(EDITION)/dbt/docs/static_index.html

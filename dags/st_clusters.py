@@ -4,10 +4,10 @@ edition -> pull -> load -> build (dbt) -> validate (Great Expectations gate) -> 
 
 Every task body is one call into the package. The first task decides the edition (conf, else
 the logical date's year for scheduled and backfill runs, else the configured default; see
-plugins/stclusters/pull/editions.py) and hands the resolved conf to the others. Parameters left
-empty (null) take their value from config/sources.yml, the environment or the defaults in
-plugins/stclusters/config.py (README, "Configuration"). Schedule, backfills, concurrency and
-re-publishing: docs/operations.md.
+plugins/stclusters/pull/editions.py) and hands the resolved conf to the others. The params are
+generated from the schema in plugins/stclusters/config.py; those left empty (null) take their
+value from config/sources.yml, the environment or the schema's defaults (README,
+"Configuration"). Schedule, backfills, concurrency and re-publishing: docs/operations.md.
 """
 
 from __future__ import annotations
@@ -16,10 +16,13 @@ import os
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Param, dag, task
+from airflow.sdk import dag, task
+
+# The parameter schema (pydantic and PyYAML only; tests/dags checks that it stays that light).
+from stclusters.config import dag_params
 
 # Kept literal (not imported from stclusters.pull.editions.SCHEDULE) so that parsing this file imports
-# nothing of ours; tests/dags checks that both agree.
+# nothing of ours but the parameter schema; tests/dags checks that both agree.
 SCHEDULE = "0 3 1 3 *"
 # The tasks that hold a DuckDB file open and use its memory_limit; an operator who runs many
 # editions at once creates a pool and names it here (docs/operations.md, "Concurrency").
@@ -27,26 +30,6 @@ DUCKDB_POOL = os.environ.get("STCLUSTERS_AIRFLOW_POOL", "default_pool")
 # Every task's execution_timeout: RunParams.task_timeout_minutes (README), from the environment
 # only, since it is read when this file is parsed; tests/unit/test_config.py checks the default.
 TASK_TIMEOUT = timedelta(minutes=int(os.environ.get("STCLUSTERS_TASK_TIMEOUT_MINUTES", "240")))
-
-
-def _param(description: str, kind: str = "string") -> Param:
-    return Param(None, type=["null", kind], description=description)
-
-
-PARAMS = {
-    "edition": _param("GII edition year (default: the logical date's year; manual runs: 2023).", "integer"),
-    "source_set": _param("Entry of config/sources.yml (default: sample)."),
-    "patents_uri": _param("Patent dump URI(s); default from the source set."),
-    "publications_uri": _param("Publication dump URI(s); default from the source set."),
-    "eps_km": _param("DBSCAN radius in km (default 13).", "number"),
-    "min_patents": _param("Minimum fractional patents within eps_km of a core location.", "number"),
-    "min_publications": _param("Minimum fractional articles within eps_km of a core location.", "number"),
-    "h3_resolution": _param("H3 resolution of the clustering grid.", "integer"),
-    "top_n": _param("Number of clusters published (default 100).", "integer"),
-    "robustness": _param("Rank intervals: off, fast (default) or full."),
-    "output_dir": _param("Publication folder (default output/)."),
-    "republish": _param("Replace an already published edition (archived), default false.", "boolean"),
-}
 
 
 @dag(
@@ -60,7 +43,8 @@ PARAMS = {
     # Scheduled and manual runs at once; a backfill sets its own (airflow backfill create
     # --max-active-runs). Each run has its own workspace and DuckDB file, so runs never share a lock.
     max_active_runs=3,
-    params=PARAMS,
+    # Every run parameter, typed, with its bounds and choices; an empty field means "not set".
+    params=dag_params(),
     tags=["stclusters"],
     default_args={"retries": 0, "execution_timeout": TASK_TIMEOUT},
 )

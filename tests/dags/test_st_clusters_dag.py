@@ -1,13 +1,17 @@
-"""The DAG file: imports cleanly, no cycles, params match RunParams, yearly schedule."""
+"""The DAG file: imports cleanly, no cycles, params are the schema's (RunParams), yearly schedule."""
 
 from __future__ import annotations
 
-from dataclasses import fields
+import json
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from airflow.sdk.definitions.param import ParamValidationError
 
+from stclusters import config
 from stclusters.config import RunParams
 from stclusters.pull import editions
 
@@ -32,11 +36,39 @@ def test_dag_imports_with_its_tasks_in_order(dag) -> None:
     }  # fmt: skip
 
 
-def test_params_are_runparams_fields_and_default_to_null(dag) -> None:
-    names = {f.name for f in fields(RunParams)}
-    assert set(dag.params) <= names
-    assert {"edition", "republish", "top_n", "output_dir"} <= set(dag.params)
-    assert all(dag.params[k] is None for k in dag.params)
+def test_params_are_the_schemas_fields_typed_with_bounds_and_choices(dag) -> None:
+    """Every run parameter is in the trigger form with the schema's type, bounds and choices; each
+    starts null ("not set": the source set, environment or default decides) and says its default."""
+    from pydantic import TypeAdapter
+
+    schema = TypeAdapter(RunParams).json_schema()["properties"]
+    assert set(dag.params) == set(schema) - config.ENVIRONMENT_ONLY
+    sets = sorted(config.load_sources()["source_sets"])
+    for name in dag.params:
+        param, prop = dag.params.get_param(name), schema[name]
+        assert param.value is None, name
+        types = [p["type"] for p in prop["anyOf"]] if "anyOf" in prop else [prop["type"]]
+        assert set(param.schema["type"]) == {"null", *types}, name
+        for key in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+            assert param.schema.get(key) == prop.get(key), (name, key)
+        default = prop["default"]
+        shown = (
+            "the source set's"
+            if default is None
+            else str(default).lower()
+            if isinstance(default, bool)
+            else str(default)
+        )
+        assert f"Empty: {shown}" in param.description, name
+    assert dag.params.get_param("robustness").schema["enum"] == [None, "off", "fast", "full"]
+    assert dag.params.get_param("source_set").schema["enum"] == [None, *sets]
+    assert "source set sample: 80" in dag.params.get_param("min_patents").description
+    dag.params.validate()  # the empty form is valid
+    with pytest.raises(ParamValidationError):
+        dag.params.get_param("h3_resolution").resolve(16)
+    with pytest.raises(ParamValidationError):
+        dag.params.get_param("robustness").resolve("slow")
+    assert dag.params.get_param("eps_km").resolve(12.5) == 12.5
 
 
 def test_schedule_is_yearly_and_matches_editions(dag) -> None:
@@ -54,10 +86,19 @@ def test_schedule_is_yearly_and_matches_editions(dag) -> None:
     assert all((t.month, t.day, t.hour) == (3, 1, 3) for t in ticks)
 
 
-def test_dag_file_imports_nothing_of_ours_at_parse_time() -> None:
+def test_dag_file_imports_only_the_light_parameter_schema_at_parse_time() -> None:
     text = (DAGS / "st_clusters.py").read_text()
     top = [line for line in text.splitlines() if line.startswith(("import ", "from "))]
-    assert not [line for line in top if "stclusters" in line]
+    assert [line for line in top if "stclusters" in line] == ["from stclusters.config import dag_params"]
+    # beyond what the DAG file's own `import airflow.sdk` loads: the schema, pydantic and PyYAML
+    code = (
+        "import json, sys; import airflow.sdk; before = set(sys.modules); "
+        "import stclusters.config as c; c.dag_params(); "
+        "print(json.dumps(sorted({m.split('.')[0] for m in set(sys.modules) - before})))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    light = {"stclusters", "yaml", "_yaml", "pydantic", "pydantic_core", "argparse", "difflib"}
+    assert set(json.loads(out)) <= light, out
 
 
 def test_duckdb_tasks_go_to_the_configured_pool_and_pull_stays_out(monkeypatch: pytest.MonkeyPatch) -> None:

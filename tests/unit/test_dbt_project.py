@@ -10,7 +10,7 @@ import duckdb
 import pytest
 import yaml
 
-from stclusters.config import DBT_PROJECT_DIR, resolve
+from stclusters.config import DBT_PROJECT_DIR, RunParams, resolve
 from stclusters.load import land
 from stclusters.schema import (
     COLUMNS,
@@ -32,6 +32,9 @@ def dbt(tmp_path_factory: pytest.TempPathFactory, monkeypatch_module: pytest.Mon
     from dbt.cli.main import dbtRunner
 
     tmp = tmp_path_factory.mktemp("dbt_project")
+    # profiles.yml has no defaults of its own: the run parameters give them (config.RunParams).
+    for key, value in RunParams().dbt_profile_env().items():
+        monkeypatch_module.setenv(key, value)
     monkeypatch_module.setenv("STCLUSTERS_DUCKDB_PATH", str(tmp / "parse.duckdb"))
     monkeypatch_module.setenv("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     common = [

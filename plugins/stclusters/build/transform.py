@@ -32,9 +32,7 @@ def dbt_env(params: RunParams) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         {
-            "STCLUSTERS_DUCKDB_PATH": str(params.duckdb_path),
-            "STCLUSTERS_DUCKDB_THREADS": str(params.duckdb_threads),
-            "STCLUSTERS_DUCKDB_MEMORY_LIMIT": params.duckdb_memory_limit,
+            **params.dbt_profile_env(),
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
             "DO_NOT_TRACK": "1",
         }

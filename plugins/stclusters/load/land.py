@@ -25,6 +25,7 @@ from typing import IO
 
 import duckdb
 
+from stclusters.config import RunParams
 from stclusters.load.formats.base import ADDRESS, MAX_LINE_BYTES, RECORD
 from stclusters.reference.countries import iso_codes
 from stclusters.schema import COLUMNS, LAYERS, landed_type
@@ -475,8 +476,8 @@ def load_database(
     adapter_quarantine: dict[str, Path] | None = None,
     adapter_counts: dict[str, dict] | None = None,
     max_quarantine_share: float = 0.01,
-    memory_limit: str = "8GB",
-    threads: int = 2,
+    memory_limit: str | None = None,
+    threads: int | None = None,
     quarantine_dir: Path | None = None,
 ) -> dict[str, dict]:
     """Build the edition's database from scratch; returns per-file load statistics.
@@ -489,7 +490,9 @@ def load_database(
     (per file path) may carry ``lines`` (scan_file) to spare a pass over the file.
     ``adapter_quarantine`` and ``adapter_counts`` (per layer: an adapter's quarantine file and
     its conversion counts from landed.json) add the adapter's quarantine, with its units, and
-    its records and addresses read (raw.read_counts, the gate's denominators).
+    its records and addresses read (raw.read_counts, the gate's denominators). ``memory_limit``
+    and ``threads`` are the run's ``duckdb_memory_limit`` and ``duckdb_threads``; None takes the
+    schema's defaults (RunParams, the one place they are written).
     """
     db_path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_loading(db_path)
@@ -500,7 +503,13 @@ def load_database(
     quarantine_dir = quarantine_dir or db_path.parent / "quarantine"
     stats: dict[str, dict] = {}
     try:
-        con = duckdb.connect(str(tmp_path), config={"memory_limit": memory_limit, "threads": threads})
+        con = duckdb.connect(
+            str(tmp_path),
+            config={
+                "memory_limit": memory_limit or RunParams.duckdb_memory_limit,
+                "threads": threads or RunParams.duckdb_threads,
+            },
+        )
         con.execute("set enable_progress_bar = false")  # progress goes to the task log, not as bars
         try:
             codes = "," + ",".join(sorted(iso_codes())) + ","
