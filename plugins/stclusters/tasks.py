@@ -7,7 +7,6 @@ Usable without Airflow: ``python -m stclusters run --conf '{...}'`` calls them i
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import importlib.metadata
 import json
@@ -287,13 +286,21 @@ def clean_workspace(root: Path) -> list[Path]:
     the one latest.json names). Never touches the published editions, the
     current database, landed.json or the gazetteer cache. Returns what was removed."""
     removed: list[Path] = []
+    # keep_validation_runs from the environment, else the default: not config.resolve(None), which
+    # needs the default source set (a deployment's own sources file may not have it) and fails
+    # half-way through the cleaning
+    keep = os.environ.get(config.ENV_PREFIX + "KEEP_VALIDATION_RUNS") or config.RunParams.keep_validation_runs
+    if not str(keep).isdigit() or int(keep) < 1:
+        raise config.ConfigError(
+            f"environment {config.ENV_PREFIX}KEEP_VALIDATION_RUNS={keep!r}: a whole number >= 1"
+        )
     for ws in sorted(p for p in Path(root).iterdir() if p.is_dir() and p.name.isdigit()):
         manifest = ws / "landing" / LANDED_MANIFEST
         if manifest.is_file():
             removed += prune_landing(ws / "landing", json.loads(manifest.read_text(encoding="utf-8")))
         removed += land.remove_stale_loading(ws / "stclusters.duckdb")
-        edition = dataclasses.replace(
-            config.resolve(None), edition=int(ws.name), workspace_dir=str(Path(root).resolve())
+        edition = config.RunParams(
+            edition=int(ws.name), workspace_dir=str(Path(root).resolve()), keep_validation_runs=int(keep)
         )
         removed += validate.prune_validation_runs(edition)
     for path in removed:

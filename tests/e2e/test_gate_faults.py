@@ -3,22 +3,19 @@ nothing may be published: neither into an empty output folder nor over an editio
 published, which must stay byte-for-byte as it was.
 
 One small world (8 cities, ~2,000 address rows per layer) is pulled, built, validated and
-published once per module. Each fault then runs the real task bodies (load, build,
-validate_gate, publish_edition) in its own workspace. To keep the module fast, a fault's
-workspace reuses the base run's gazetteer: its ``landed.json`` is the base one with the layers
-pointing at the faulty dumps (building the gazetteer again would add ~20 s per fault).
-"""
+published once per session (tests/e2e/conftest.py, ``published_base``). Each fault then runs
+the real task bodies (load, build, validate_gate, publish_edition) in its own workspace. To keep
+the module fast, a fault's workspace reuses the base run's gazetteer: its ``landed.json`` is the
+base one with the layers pointing at the faulty dumps (building the gazetteer again would add
+~30 s per fault); a fault that runs the real pull shares the session's gazetteer cache
+(``worlds.share_gazetteer``)."""
 
 from __future__ import annotations
 
-import csv
-import gzip
-import hashlib
 import json
 import random
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -28,108 +25,14 @@ from stclusters import tasks
 from stclusters.gate.validate import GateFailed
 from stclusters.load.land import LoadError
 from stclusters.publish.publish import PublishError, verify
-from stclusters.schema import COLUMNS
+from worlds import EDITION, Base, Rows, share_gazetteer, tree_hashes, world_rows, write_dump
 
 pytestmark = pytest.mark.e2e
 
-EDITION = 2023
-PATENT_YEARS = (2018, 2022)  # edition 2023's windows with the default lags
-ARTICLE_YEARS = (2017, 2021)
-
-# (city, country, region, documents per layer); all of them are in the embedded gazetteer.
-CITIES = [
-    ("Tokyo", "JP", "", 300),
-    ("Yokohama", "JP", "", 120),
-    ("Kawasaki", "JP", "", 60),
-    ("Munich", "DE", "", 120),
-    ("Paris", "FR", "", 150),
-    ("Boston", "US", "MA", 100),
-    ("Cambridge", "US", "MA", 80),
-    ("Seoul", "KR", "", 120),
-]
-
-Rows = list[list]
-
-
-def world_rows(layer: str, years: tuple[int, int], seed: int = 7) -> Rows:
-    """1-3 addresses per document, co-authors in the first address's country."""
-    rnd = random.Random(seed + (layer == "publications"))
-    rows: Rows = []
-    n = 0
-    for city, cc, region, volume in CITIES:
-        same_country = [c for c in CITIES if c[1] == cc]
-        for _ in range(volume):
-            n += 1
-            year = rnd.randint(*years)
-            for seq in range(1, rnd.randint(1, 3) + 1):
-                c2, cc2, r2, _ = (city, cc, region, 0) if seq == 1 else rnd.choice(same_country)
-                if layer == "patents":
-                    rows.append(
-                        [f"WO{year}{n:06d}", f"{year}-03-05", seq, c2, "", r2, cc2, "", "", "Acme", "G06F"]
-                    )
-                else:
-                    rows.append(
-                        [f"WOS:{n:012d}", year, "Article", seq, "Univ", c2, "", r2, cc2, "", "", "Physics"]
-                    )
-    return rows
-
-
-def write_dump(path: Path, layer: str, rows: Rows) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with gzip.open(path, "wt", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(COLUMNS[layer])
-        writer.writerows(rows)
-    return path
-
-
-def tree_hashes(root: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
-
-
-@dataclass
-class Base:
-    root: Path
-    conf: dict
-    out: Path
-    landed: dict
-    published_hashes: dict[str, str]
-    good: dict[str, Rows]
-
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory) -> Base:
-    root = tmp_path_factory.mktemp("gate_faults")
-    good = {
-        "patents": world_rows("patents", PATENT_YEARS),
-        "publications": world_rows("publications", ARTICLE_YEARS),
-    }
-    dumps = {
-        layer: write_dump(root / "dumps" / f"{layer}.csv.gz", layer, rows) for layer, rows in good.items()
-    }
-    conf = {
-        "edition": EDITION,
-        "patents_uri": str(dumps["patents"]),
-        "publications_uri": str(dumps["publications"]),
-        "min_patents": 50,
-        "min_publications": 50,
-        # the default, stated: the sample source set (the default one) tolerates 5%
-        "max_out_of_window_share": 0.0,
-        "top_n": 4,
-        "workspace_dir": str(root / "ws-base"),
-        "output_dir": str(root / "out"),
-    }
-    result = tasks.run_all(conf)
-    assert result["validate_gate"]["passed"] is True
-    assert result["publish_edition"]["outcome"] == "published"
-    out = root / "out"
-    assert verify(out / str(EDITION)) == []
-    landed = json.loads((root / "ws-base" / str(EDITION) / "landing" / "landed.json").read_text())
-    return Base(root, conf, out, landed, tree_hashes(out), good)
+def base(published_base: Base) -> Base:
+    return published_base
 
 
 def fault_conf(base: Base, name: str, rows: dict[str, Rows]) -> dict:
@@ -294,3 +197,58 @@ def test_ranking_tampered_after_the_gate_is_not_published(base: Base, base_copy:
 def test_published_edition_still_verifies(base: Base) -> None:
     assert verify(base.out / str(EDITION)) == []
     assert tree_hashes(base.out) == base.published_hashes
+
+
+def test_document_count_drop_blocks_and_a_jump_warns(base: Base, caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 18 item 1: edition 2024 lands 40% of the previous edition's publications (a truncated
+    dump) and 2.5 times its patents. Against the published 2023 (a copy of the base output), the
+    drop fails the gate and nothing is published; the jump is a warning, and alone (any drop
+    tolerated with max_count_drop=1) it lets the edition through. The gate keeps one run
+    (keep_validation_runs=1): the failed run's folder goes when the next run is written."""
+    out = base.root / "out-counts"
+    shutil.copytree(base.out, out)
+    before = tree_hashes(out)
+    dumps = {
+        "patents": world_rows("patents", (2019, 2023), seed=24, scale=2.5),
+        "publications": world_rows("publications", (2018, 2022), seed=24, scale=0.4),
+    }
+    conf = {
+        **base.conf,
+        "edition": 2024,
+        "patents_uri": str(write_dump(base.root / "counts" / "patents.csv.gz", "patents", dumps["patents"])),
+        "publications_uri": str(
+            write_dump(base.root / "counts" / "publications.csv.gz", "publications", dumps["publications"])
+        ),
+        "workspace_dir": str(share_gazetteer(base.root / "ws-counts", base.gazetteer)),
+        "output_dir": str(out),
+        "keep_validation_runs": 1,
+    }
+    tasks.pull(conf)
+    tasks.load(conf)
+    tasks.build(conf)
+    with pytest.raises(GateFailed) as caught:
+        tasks.validate_gate(conf)
+    message = str(caught.value)
+    assert "completeness.documents_not_dropped" in message and "Nothing was published" in message
+    # the layer, both counts and the change: 1050 publications in 2023, 420 now (-60%)
+    for shown in ("'layer': 'publications'", "'previous_documents': 1050", "'documents': 420", "-0.6"):
+        assert shown in message, f"{shown} not in: {message}"
+    failed_run = Path(message.split("Report: ")[1].split(" (Data Docs")[0]).parent
+    summary = json.loads((failed_run / "summary.json").read_text())
+    assert [w["check"] for w in summary["warnings"]] == ["completeness.documents_not_jumped"]
+    assert "'layer': 'patents'" in str(summary["warnings"][0]["failing_rows"])
+    assert f"compared with {out / '2023' / 'manifest.json'}" in summary["completeness"]
+    with pytest.raises(PublishError, match="nothing published"):
+        tasks.publish_edition(conf)
+    assert not (out / "2024").exists() and tree_hashes(out) == before
+
+    tolerant = {**conf, "max_count_drop": 1.0}
+    caplog.set_level("WARNING", logger="stclusters")
+    assert tasks.validate_gate(tolerant)["warnings"] == 1
+    assert "validation warning: completeness.documents_not_jumped" in caplog.text
+    runs = [p for p in (Path(conf["workspace_dir"]) / "2024" / "validation").iterdir() if p.is_dir()]
+    assert not failed_run.exists() and len(runs) == 1  # pruned to keep_validation_runs
+    assert tasks.publish_edition(tolerant)["outcome"] == "published"
+    manifest = json.loads((out / "2024" / "manifest.json").read_text())
+    assert manifest["validation"]["checks"]["completeness.documents_not_jumped"] != "pass"
+    assert verify(out / "2024") == []

@@ -66,7 +66,8 @@ FRAMES: dict[str, tuple[str, tuple[str, ...]]] = {
     "ranking": ("ranking", ("rank", "name")),
     "clusters_summary": ("ranking", ()),
     "stability": ("ranking", ("previous_rank", "name")),
-    "completeness": ("raw", ("layer",)),
+    # both counts with the layer: a failure names what was landed before and now
+    "completeness": ("raw", ("layer", "previous_documents", "documents")),
 }
 
 

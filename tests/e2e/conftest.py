@@ -1,0 +1,78 @@
+"""Session fixtures of the e2e fault tests: the gazetteer cache, built once by a real pull, and
+one small world pulled, built, validated and published once (tests/worlds.py), which
+test_gate_faults.py and test_output_faults.py read and copy but never change."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from stclusters import tasks
+from stclusters.publish.publish import verify
+from stclusters.schema import PATENT_COLUMNS, PUBLICATION_COLUMNS
+from worlds import (
+    ARTICLE_YEARS,
+    EDITION,
+    PATENT_YEARS,
+    Base,
+    share_gazetteer,
+    tree_hashes,
+    world_rows,
+    write_dump,
+)
+
+
+@pytest.fixture(scope="session")
+def gazetteer_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A workspace folder whose real pull built the gazetteer cache (~30 s, once a session);
+    ``worlds.share_gazetteer(folder, gazetteer_cache)`` lets another workspace use it."""
+    root = tmp_path_factory.mktemp("gazetteer")
+    patents, publications = root / "patents.csv", root / "publications.csv"
+    patents.write_text(",".join(PATENT_COLUMNS) + "\nWO1,2020-03-05,1,Tokyo,,,JP,,,Acme,G06F\n")
+    publications.write_text(",".join(PUBLICATION_COLUMNS) + "\nWOS:1,2019,Article,1,Univ,Tokyo,,,JP,,,X\n")
+    tasks.pull(
+        {
+            "edition": EDITION,
+            "patents_uri": str(patents),
+            "publications_uri": str(publications),
+            "workspace_dir": str(root / "ws"),
+            "output_dir": str(root / "out"),
+        }
+    )
+    assert (root / "ws" / "_gazetteer").is_dir()
+    return root / "ws"
+
+
+@pytest.fixture(scope="session")
+def published_base(tmp_path_factory: pytest.TempPathFactory, gazetteer_cache: Path) -> Base:
+    """Edition 2023 of the small world through the real task bodies (pull, load, dbt build,
+    gate, publish) into ``out/``; its hashes are recorded so that tests can prove it unchanged."""
+    root = tmp_path_factory.mktemp("published_base")
+    good = {
+        "patents": world_rows("patents", PATENT_YEARS),
+        "publications": world_rows("publications", ARTICLE_YEARS),
+    }
+    dumps = {
+        layer: write_dump(root / "dumps" / f"{layer}.csv.gz", layer, rows) for layer, rows in good.items()
+    }
+    conf = {
+        "edition": EDITION,
+        "patents_uri": str(dumps["patents"]),
+        "publications_uri": str(dumps["publications"]),
+        "min_patents": 50,
+        "min_publications": 50,
+        # the default, stated: the sample source set (the default one) tolerates 5%
+        "max_out_of_window_share": 0.0,
+        "top_n": 4,
+        "workspace_dir": str(share_gazetteer(root / "ws-base", gazetteer_cache)),
+        "output_dir": str(root / "out"),
+    }
+    result = tasks.run_all(conf)
+    assert result["validate_gate"]["passed"] is True
+    assert result["publish_edition"]["outcome"] == "published"
+    out = root / "out"
+    assert verify(out / str(EDITION)) == []
+    landed = json.loads((root / "ws-base" / str(EDITION) / "landing" / "landed.json").read_text())
+    return Base(root, conf, out, landed, tree_hashes(out), good, gazetteer_cache)
