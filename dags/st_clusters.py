@@ -1,6 +1,12 @@
 """st_clusters: rank an edition's science and technology clusters, once a year.
 
-edition -> pull -> load -> build (dbt) -> validate (Great Expectations gate) -> publish
+edition -> pull -> load -> build [geocode -> cluster -> rank -> profiles -> gate]
+        -> validate (Great Expectations gate) -> report -> publish
+
+The build group's tasks are one dbt selection each (dbt_project/selectors.yml), so a failing or
+slow step shows where it happens. The report task renders report.html and validation.html into
+the workspace; publish copies them with the tables and declares the published files as Assets
+(one event per publication, its extra naming the edition and the file).
 
 Every task body is one call into the package. The first task decides the edition (conf, else
 the logical date's year for scheduled and backfill runs, else the configured default; see
@@ -16,7 +22,7 @@ import os
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import dag, task
+from airflow.sdk import Asset, chain, dag, task, task_group
 
 # The parameter schema (pydantic and PyYAML only; tests/dags checks that it stays that light).
 from stclusters.config import dag_params
@@ -30,6 +36,18 @@ DUCKDB_POOL = os.environ.get("STCLUSTERS_AIRFLOW_POOL", "default_pool")
 # Every task's execution_timeout: RunParams.task_timeout_minutes (README), from the environment
 # only, since it is read when this file is parsed; tests/unit/test_config.py checks the default.
 TASK_TIMEOUT = timedelta(minutes=int(os.environ.get("STCLUSTERS_TASK_TIMEOUT_MINUTES", "240")))
+
+
+# The published files, as Assets: one stable name per file whatever the edition and output
+# folder; each event's extra names the edition and the file's path and sha256
+# (stclusters.tasks.published_assets). tests/dags checks the list against the package's.
+PUBLISHED_FILES = ("ranking.csv", "clusters.csv", "cluster_cells.csv", "report.html", "manifest.json")
+PUBLISHED_ASSETS = {
+    name: Asset(name=f"stclusters/{name}", uri=f"x-stclusters://published/{name}", group="stclusters")
+    for name in PUBLISHED_FILES
+}
+# The build's steps, in the order the data flows: each is a task running one dbt selector.
+BUILD_STEPS = ("geocode", "cluster", "rank", "profiles", "gate")
 
 
 @dag(
@@ -67,11 +85,18 @@ def st_clusters():
 
         return tasks.load(conf)
 
-    @task(pool=DUCKDB_POOL)
-    def build(conf: dict) -> dict:
-        from stclusters import tasks
+    def dbt_step(name: str):
+        @task(task_id=name, pool=DUCKDB_POOL)
+        def step(conf: dict) -> dict:
+            from stclusters import tasks
 
-        return tasks.build(conf)
+            return tasks.build_step(name, conf)
+
+        return step
+
+    @task_group(group_id="build")
+    def build(conf: dict) -> None:
+        chain(*(dbt_step(name)(conf) for name in BUILD_STEPS))
 
     @task(pool=DUCKDB_POOL)
     def validate(conf: dict) -> dict:
@@ -80,13 +105,22 @@ def st_clusters():
         return tasks.validate_gate(conf)
 
     @task(pool=DUCKDB_POOL)
-    def publish(conf: dict) -> dict:
+    def report(conf: dict) -> dict:
         from stclusters import tasks
 
-        return tasks.publish_edition(conf)
+        return tasks.report(conf)
+
+    @task(pool=DUCKDB_POOL, outlets=list(PUBLISHED_ASSETS.values()))
+    def publish(conf: dict, *, outlet_events=None) -> dict:
+        from stclusters import tasks
+
+        result = tasks.publish_edition(conf)
+        for name, extra in tasks.published_assets(result).items():
+            outlet_events[PUBLISHED_ASSETS[name]].extra = extra
+        return result
 
     conf = edition()
-    pull(conf) >> load(conf) >> build(conf) >> validate(conf) >> publish(conf)
+    pull(conf) >> load(conf) >> build(conf) >> validate(conf) >> report(conf) >> publish(conf)
 
 
 st_clusters()

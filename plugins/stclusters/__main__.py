@@ -9,14 +9,13 @@ import os
 import sys
 from pathlib import Path
 
-from stclusters import config, tasks
+from stclusters import config, handover, tasks
 from stclusters.publish import publish
 
 
 def _where(conf: dict) -> int:
     params = config.resolve(conf)
     out = params.edition_output
-    latest = params.workspace / "validation" / "latest.json"
     print(f"edition {params.edition}:")
     print(
         f"  ranking:     {out / 'ranking.csv'}"
@@ -27,14 +26,13 @@ def _where(conf: dict) -> int:
         + ("" if (out / "report.html").exists() else "  (not written)")
     )
     print(f"  manifest:    {out / 'manifest.json'}")
-    if latest.exists():
-        summary = json.loads(latest.read_text())
-        run_dir = Path(summary["run_dir"])
-        state = "passed" if summary["passed"] else "FAILED"
-        print(f"  validation:  {run_dir / 'summary.md'} ({state})")
+    summary = handover.GateSummary.read(params)
+    if summary is not None:
+        state = "passed" if summary.passed else "FAILED"
+        print(f"  validation:  {summary.run_dir / 'summary.md'} ({state})")
         if (out / "validation.html").exists():
             print(f"  checks:      {out / 'validation.html'} (readable offline)")
-        print(f"  data docs:   {summary.get('data_docs')}")
+        print(f"  data docs:   {summary.data.get('data_docs')}")
     print(f"  database:    {params.duckdb_path}")
     # The run's verdicts last: what `make run` leaves on the screen.
     outcome = tasks.read_outcome(params)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
-import json
 import logging
 import os
 import shutil
@@ -18,16 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stclusters import config, runlock
+from stclusters import config, handover, runlock
 from stclusters.build import transform
 from stclusters.config import RunParams
 from stclusters.gate import validate
+from stclusters.handover import LandedInputs, LandedLayer, LoadStats
 from stclusters.load import land
 from stclusters.publish import publish
 
 log = logging.getLogger(__name__)
 
-LANDED_MANIFEST = "landed.json"
 # The run's verdicts, for `python -m stclusters where` (make run's last lines); reset by pull.
 OUTCOME_FILE = "last_run.json"
 NOT_REACHED = "not reached"
@@ -69,13 +68,13 @@ def _params(conf: Mapping[str, Any] | None, announce: bool = False) -> RunParams
 def record_outcome(params: RunParams, **fields: str) -> None:
     """Update the run's verdicts (keys ``gate``, ``publish``) in <workspace>/last_run.json."""
     path = params.workspace / OUTCOME_FILE
-    current = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-    _write_json_atomic(path, {**current, **fields})
+    current = handover.read_json(path) if path.exists() else {}
+    handover.write_json_atomic(path, {**current, **fields})
 
 
 def read_outcome(params: RunParams) -> dict[str, str]:
     path = params.workspace / OUTCOME_FILE
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    return handover.read_json(path) if path.exists() else {}
 
 
 def _one_run_per_edition(last: bool = False) -> Callable[[Callable[..., dict]], Callable[..., dict]]:
@@ -93,10 +92,6 @@ def _one_run_per_edition(last: bool = False) -> Callable[[Callable[..., dict]], 
     return wrap
 
 
-def landing_dir(params: RunParams) -> Path:
-    return params.workspace / "landing"
-
-
 @_one_run_per_edition()
 def pull(conf: Mapping[str, Any] | None = None) -> dict:
     """Pull both dumps and the gazetteer into the edition's landing folder, convert them to the
@@ -107,9 +102,9 @@ def pull(conf: Mapping[str, Any] | None = None) -> dict:
 
     params = _params(conf, announce=True)
     record_outcome(params, gate=NOT_REACHED, publish=NOT_REACHED)
-    landing = landing_dir(params)
+    landing = handover.landing_dir(params)
     max_bytes = int(params.max_input_gib * 2**30)
-    record: dict[str, Any] = {"edition": params.edition, "layers": {}, "gazetteer": {}}
+    layers: dict[str, LandedLayer] = {}
     for layer in ("patents", "publications"):
         expect = _expectations(params, layer)
         landed = sources.pull(
@@ -139,27 +134,26 @@ def pull(conf: Mapping[str, Any] | None = None) -> dict:
             _check_converted_rows(layer, files, conversion)
             for p in canonical:
                 conversion.setdefault("lines", {})[str(p)] = land.scan_file(p).lines
-        record["layers"][layer] = {
-            "format": fmt,
-            "files": files,
-            "canonical": [str(p) for p in canonical],
-            "conversion": conversion,
-        }
+        layers[layer] = LandedLayer(fmt, files, [str(p) for p in canonical], conversion)
         log.info("%s: landed %d file(s), %d canonical file(s)", layer, len(landed), len(canonical))
-    _refuse_republish_early(params, record)
+    _refuse_republish_early(params, layers)
     built = _land_gazetteer(params, landing / "gazetteer")
-    record["gazetteer"] = {
-        name: {"path": str(p), "sha256": sources.sha256_file(p), "size": p.stat().st_size}
-        for name, p in sorted(built.items())
-    }
-    _write_json_atomic(landing / LANDED_MANIFEST, record)
+    record = LandedInputs(
+        edition=params.edition,
+        layers=layers,
+        gazetteer={
+            name: {"path": str(p), "sha256": handover.sha256_file(p), "size": p.stat().st_size}
+            for name, p in sorted(built.items())
+        },
+    )
+    record.write(params)
     prune_landing(landing, record)
-    return {"edition": params.edition, "landed": {k: len(v["files"]) for k, v in record["layers"].items()}}
+    return {"edition": params.edition, "landed": {k: len(v.files) for k, v in record.layers.items()}}
 
 
-def _refuse_republish_early(params: RunParams, record: Mapping[str, Any]) -> None:
+def _refuse_republish_early(params: RunParams, layers: Mapping[str, LandedLayer]) -> None:
     """Fail the pull, before anything is loaded or built, when publish would refuse the run."""
-    inputs = {layer: [f["sha256"] for f in v["files"]] for layer, v in record["layers"].items()}
+    inputs = {layer: v.sha256s for layer, v in layers.items()}
     reason = publish.refusal_before_build(params, inputs)
     if reason:
         record_outcome(params, publish=f"refused: {reason}")
@@ -247,24 +241,16 @@ def _check_converted_rows(layer: str, files: list[dict], conversion: dict) -> No
         )
 
 
-def prune_landing(landing: Path, record: Mapping[str, Any]) -> list[Path]:
+def prune_landing(landing: Path, record: LandedInputs) -> list[Path]:
     """Landing retention: remove every file under ``landing/<layer>/`` and ``landing/canonical/``
     that ``record`` (the landed.json just written) does not reference, with its sidecars, and
     temporary ``.part`` files left by killed pulls. Returns what was removed."""
     from stclusters.pull import sources
 
-    keep: set[Path] = set()
-    for layer in record.get("layers", {}).values():
-        for f in layer.get("files", []):
-            keep.add(Path(f["path"]))
-            keep.update(sources.sidecars(Path(f["path"])))
-        for c in layer.get("canonical", []):
-            keep.add(Path(c))
-        conversion = layer.get("conversion") or {}
-        if conversion.get("quarantine_file"):
-            keep.add(Path(conversion["quarantine_file"]))
+    keep = record.referenced_paths()
+    keep.update(s for v in record.layers.values() for f in v.files for s in sources.sidecars(Path(f["path"])))
     removed = []
-    for folder in [landing / name for name in (*record.get("layers", {}), "canonical")]:
+    for folder in [landing / name for name in (*record.layers, "canonical")]:
         if not folder.is_dir():
             continue
         for path in sorted(folder.iterdir()):
@@ -273,7 +259,9 @@ def prune_landing(landing: Path, record: Mapping[str, Any]) -> list[Path]:
                 removed.append(path)
     if removed:
         log.info(
-            "landing retention: removed %d file(s) no longer referenced by %s", len(removed), LANDED_MANIFEST
+            "landing retention: removed %d file(s) no longer referenced by %s",
+            len(removed),
+            handover.LANDED_FILE,
         )
     return removed
 
@@ -295,9 +283,9 @@ def clean_workspace(root: Path) -> list[Path]:
             f"environment {config.ENV_PREFIX}KEEP_VALIDATION_RUNS={keep!r}: a whole number >= 1"
         )
     for ws in sorted(p for p in Path(root).iterdir() if p.is_dir() and p.name.isdigit()):
-        manifest = ws / "landing" / LANDED_MANIFEST
-        if manifest.is_file():
-            removed += prune_landing(ws / "landing", json.loads(manifest.read_text(encoding="utf-8")))
+        landed = LandedInputs.read_file(ws / "landing" / handover.LANDED_FILE)
+        if landed is not None:
+            removed += prune_landing(ws / "landing", landed)
         removed += land.remove_stale_loading(ws / "stclusters.duckdb")
         edition = config.RunParams(
             edition=int(ws.name), workspace_dir=str(Path(root).resolve()), keep_validation_runs=int(keep)
@@ -390,43 +378,67 @@ def _to_canonical(
 def load(conf: Mapping[str, Any] | None = None) -> dict:
     """Load the landed canonical files and the gazetteer into the edition's DuckDB file."""
     params = _params(conf)
-    record = json.loads((landing_dir(params) / LANDED_MANIFEST).read_text())
-    files = {layer: [Path(p) for p in v["canonical"]] for layer, v in record["layers"].items()}
-    meta = {f["path"]: f for v in record["layers"].values() for f in v["files"]}
-    for v in record["layers"].values():
-        for path, lines in ((v.get("conversion") or {}).get("lines") or {}).items():
+    record = LandedInputs.read(params)
+    if record is None:
+        raise land.LoadError(f"{handover.landed_path(params)}: nothing landed; run the pull step first")
+    files = {layer: [Path(p) for p in v.canonical] for layer, v in record.layers.items()}
+    meta = {f["path"]: f for v in record.layers.values() for f in v.files}
+    for v in record.layers.values():
+        for path, lines in ((v.conversion or {}).get("lines") or {}).items():
             meta[path] = {"lines": lines}
-    adapter_quarantine = {
-        layer: Path(v["conversion"]["quarantine_file"])
-        for layer, v in record["layers"].items()
-        if v.get("conversion")
-    }
-    stats = land.load_database(
-        params.duckdb_path,
-        land.layer_inputs(files),
-        {name: Path(v["path"]) for name, v in record["gazetteer"].items()},
-        landed_meta=meta,
-        adapter_quarantine=adapter_quarantine,
-        adapter_counts={
-            layer: v["conversion"] for layer, v in record["layers"].items() if v.get("conversion")
-        },
-        max_quarantine_share=params.max_quarantine_share,
-        memory_limit=params.duckdb_memory_limit,
-        threads=params.duckdb_threads,
-        quarantine_dir=params.workspace / "quarantine",
+    converted = {layer: v.conversion for layer, v in record.layers.items() if v.conversion}
+    stats = LoadStats(
+        land.load_database(
+            params.duckdb_path,
+            land.layer_inputs(files),
+            {name: Path(v["path"]) for name, v in record.gazetteer.items()},
+            landed_meta=meta,
+            adapter_quarantine={layer: Path(c["quarantine_file"]) for layer, c in converted.items()},
+            adapter_counts=converted,
+            max_quarantine_share=params.max_quarantine_share,
+            memory_limit=params.duckdb_memory_limit,
+            threads=params.duckdb_threads,
+            quarantine_dir=params.workspace / "quarantine",
+        )
     )
-    _write_json_atomic(params.workspace / "load_stats.json", stats)
+    stats.write(params)
     return {
         "edition": params.edition,
-        "rows_loaded": sum(s["rows_loaded"] for s in stats.values()),
-        "rows_quarantined": sum(s["rows_quarantined"] for s in stats.values()),
+        "rows_loaded": stats.rows_loaded(),
+        "rows_quarantined": stats.rows_quarantined(),
     }
 
 
-@_one_run_per_edition()
+def _dbt_step(selector: str, what: str) -> Callable[..., dict]:
+    """A build task: ``dbt build --selector <selector>`` (dbt_project/selectors.yml), its models
+    and their dbt tests, on the edition's DuckDB file."""
+
+    def step(conf: Mapping[str, Any] | None = None) -> dict:
+        return transform.build(_params(conf), selector)
+
+    step.__name__ = step.__qualname__ = selector
+    step.__doc__ = f"dbt build of the {what} models (selector ``{selector}``) and their tests."
+    return _one_run_per_edition()(step)
+
+
+# The build, in the order the data flows; each step is a task of the DAG's build group.
+geocode = _dbt_step("geocode", "staging and geocoding")
+cluster = _dbt_step("cluster", "H3 cell counting and clustering")
+rank = _dbt_step("rank", "ranking and rank-interval")
+profiles = _dbt_step("profiles", "cluster profile")
+gate_inputs = _dbt_step("gate", "gate input (check summaries, geocoding coverage)")
+BUILD_STEPS = (geocode, cluster, rank, profiles, gate_inputs)
+
+
+def build_step(name: str, conf: Mapping[str, Any] | None = None) -> dict:
+    """The build step named as its dbt selector (the DAG's build group calls it)."""
+    steps = {step.__name__: step for step in BUILD_STEPS}
+    return steps[name](conf)
+
+
 def build(conf: Mapping[str, Any] | None = None) -> dict:
-    """dbt build: staging, geocoding, H3 cells, fractional counts, clusters, ranking, dbt tests."""
-    return transform.build(_params(conf))
+    """Every build step in order, in this process (the CLI, tests); the DAG runs each as a task."""
+    return {step.__name__: step(conf) for step in BUILD_STEPS}
 
 
 @_one_run_per_edition()
@@ -450,6 +462,15 @@ def validate_gate(conf: Mapping[str, Any] | None = None) -> dict:
     return result
 
 
+@_one_run_per_edition()
+def report(conf: Mapping[str, Any] | None = None) -> dict:
+    """Render the report (report.html, validation.html, figures, analyst outputs and the edition
+    diff) into <workspace>/report/ from the validated data, for publish to copy."""
+    from stclusters.report import step
+
+    return step.render_report(_params(conf))
+
+
 @_one_run_per_edition(last=True)
 def publish_edition(conf: Mapping[str, Any] | None = None) -> dict:
     """Publish the validated edition atomically to <output_dir>/<edition>/. The outcome
@@ -467,21 +488,38 @@ def publish_edition(conf: Mapping[str, Any] | None = None) -> dict:
     return result
 
 
+# The published files declared as the DAG's Assets (dags/st_clusters.py, PUBLISHED_FILES).
+PUBLISHED_ASSET_FILES = (*handover.DATA_FILES, publish.REPORT, handover.MANIFEST)
+
+
+def published_assets(result: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The extra of each published file's asset event: the edition, publish's outcome, and the
+    file's path (file:// URI) and sha256 as published."""
+    folder = Path(result["path"])
+    return {
+        name: {
+            "edition": result["edition"],
+            "outcome": publish_outcome(result["outcome"]),
+            "uri": (folder / name).resolve().as_uri(),
+            "sha256": handover.sha256_file(folder / name),
+        }
+        for name in PUBLISHED_ASSET_FILES
+        if (folder / name).is_file()
+    }
+
+
 def publish_outcome(outcome: str) -> str:
     """publish's outcome text as one word: published, unchanged or republished."""
     return outcome.split(" ", 1)[0]
 
 
+# Every task of the DAG, in order (bench/run.py runs each as a process of its own).
+STEPS = (pull, load, *BUILD_STEPS, validate_gate, report, publish_edition)
+
+
 def run_all(conf: Mapping[str, Any] | None = None) -> dict:
     """The whole DAG in one process, in order (for scripts and benchmarks)."""
     out: dict[str, Any] = {}
-    for step in (pull, load, build, validate_gate, publish_edition):
+    for step in STEPS:
         out[step.__name__] = step(conf)
     return out
-
-
-def _write_json_atomic(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)

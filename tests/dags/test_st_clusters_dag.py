@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -27,13 +28,53 @@ def dag():
     return bag.dags["st_clusters"]  # get_dag() would query the metadata database
 
 
+BUILD = ["build.geocode", "build.cluster", "build.rank", "build.profiles", "build.gate"]
+ORDER = ["edition", "pull", "load", *BUILD, "validate", "report", "publish"]
+
+
 def test_dag_imports_with_its_tasks_in_order(dag) -> None:
     assert dag is not None
     order = [t.task_id for t in dag.topological_sort()]  # raises on a cycle
-    assert order == ["edition", "pull", "load", "build", "validate", "publish"]
-    assert {t.task_id for t in dag.get_task("edition").downstream_list} == {
-        "pull", "load", "build", "validate", "publish"
-    }  # fmt: skip
+    assert order == ORDER
+    # one line: each task waits for the one before it (the DuckDB file has one writer at a time)
+    for before, after in itertools.pairwise(ORDER[1:]):
+        assert {t.task_id for t in dag.get_task(before).downstream_list} == {after}
+    assert {t.task_id for t in dag.get_task("edition").downstream_list} == set(ORDER[1:])
+
+
+def test_build_tasks_are_the_packages_build_steps_and_dbt_selectors(dag) -> None:
+    import runpy
+
+    import yaml
+
+    from stclusters import tasks
+    from stclusters.config import DBT_PROJECT_DIR
+
+    steps = [s.__name__ for s in tasks.BUILD_STEPS]
+    assert [f"build.{s}" for s in steps] == BUILD
+    assert list(runpy.run_path(str(DAGS / "st_clusters.py"))["BUILD_STEPS"]) == steps
+    selectors = yaml.safe_load((DBT_PROJECT_DIR / "selectors.yml").read_text())["selectors"]
+    assert set(steps) <= {s["name"] for s in selectors}
+    assert [s.__name__ for s in tasks.STEPS] == [
+        "pull", "load", *steps, "validate_gate", "report", "publish_edition"
+    ]  # fmt: skip
+
+
+def test_every_task_has_a_timeout_and_the_last_releases_the_run_lock(dag) -> None:
+    assert all(t.execution_timeout is not None for t in dag.tasks)
+    from stclusters import tasks
+
+    # the run lock (tasks._one_run_per_edition) is released by publish only: it is the last task
+    assert dag.topological_sort()[-1].task_id == "publish"
+    assert tasks.STEPS[-1] is tasks.publish_edition
+
+
+def test_publish_declares_the_published_files_as_assets(dag) -> None:
+    from stclusters import tasks
+
+    outlets = dag.get_task("publish").outlets
+    assert [a.name for a in outlets] == [f"stclusters/{name}" for name in tasks.PUBLISHED_ASSET_FILES]
+    assert all(not t.outlets for t in dag.tasks if t.task_id != "publish")
 
 
 def test_params_are_the_schemas_fields_typed_with_bounds_and_choices(dag) -> None:
@@ -107,5 +148,5 @@ def test_duckdb_tasks_go_to_the_configured_pool_and_pull_stays_out(monkeypatch: 
     monkeypatch.setenv("STCLUSTERS_AIRFLOW_POOL", "stclusters_duckdb")
     dag = runpy.run_path(str(DAGS / "st_clusters.py"))["st_clusters"]()
     pools = {t.task_id: t.pool for t in dag.tasks}
-    assert {pools[t] for t in ("load", "build", "validate", "publish")} == {"stclusters_duckdb"}
+    assert {pools[t] for t in ("load", *BUILD, "validate", "report", "publish")} == {"stclusters_duckdb"}
     assert pools["pull"] == pools["edition"] == "default_pool"  # network-bound / trivial

@@ -27,7 +27,7 @@ import pytest
 import yaml
 
 from httpserver import LoopbackServer, Route
-from stclusters import config, runlock, tasks
+from stclusters import config, handover, runlock, tasks
 from stclusters.load import land
 from stclusters.pull.sources import SourceError
 from stclusters.schema import PATENT_COLUMNS, PUBLICATION_COLUMNS
@@ -92,7 +92,7 @@ def test_lying_content_length_never_lands(root: Path, monkeypatch: pytest.Monkey
     with LoopbackServer({"/patents.csv": Route(body)}, max_lifetime_s=900) as server:
         conf = use_sources(root, monkeypatch, "lying", server.url("/patents.csv"), str(articles_file(root)))
         tasks.pull(conf)
-        manifest = tasks.landing_dir(config.resolve(conf)) / "landed.json"
+        manifest = handover.landing_dir(config.resolve(conf)) / "landed.json"
         before = manifest.read_bytes()
         server.routes["/patents.csv"] = Route(
             body.replace(b"Tokyo", b"Osaka"), announce_length=len(body) // 2
@@ -150,7 +150,7 @@ def test_system_files_are_never_landed(root: Path, monkeypatch: pytest.MonkeyPat
     caplog.set_level(logging.DEBUG)
     with pytest.raises(SourceError, match=r"not a data file: .*nothing was read from it"):
         tasks.pull(conf)
-    landing = tasks.landing_dir(config.resolve(conf))
+    landing = handover.landing_dir(config.resolve(conf))
     assert not landing.exists() or not [p for p in landing.rglob("*") if p.is_file()]
     assert not [ln for ln in first_lines if ln in caplog.text]
 

@@ -23,6 +23,7 @@ from httpserver import LoopbackServer, Route
 from stclusters import config, runlock, tasks
 from stclusters.gate import validate
 from stclusters.publish import publish
+from stclusters.report import step
 from stclusters.runlock import RunLocked
 from stclusters.schema import PUBLICATION_COLUMNS
 from worlds import PATENT_YEARS, Base, share_gazetteer, tree_hashes, world_rows, write_dump
@@ -119,6 +120,7 @@ def _wait_for(condition, what: str, proc: subprocess.Popen, timeout: float = 120
 def test_fault_8_publish_killed_leaves_staging_that_the_next_run_removes(small_edition) -> None:
     params = small_edition()
     validate.run_gate(params)
+    step.render_report(params)
     root = params.edition_output.parent
     code = "import json, sys; from stclusters import tasks; tasks.publish_edition(json.loads(sys.argv[1]))"
     proc = subprocess.Popen(
@@ -291,8 +293,8 @@ def test_fault_3_8_9_changed_data_is_refused_a_crashed_republish_is_repaired_and
         tasks.pull(again)
     finally:
         source.write_bytes(original)
-    for step in (tasks.load, tasks.build, tasks.validate_gate):
-        step(again)
+    for task in (tasks.load, tasks.build, tasks.validate_gate, tasks.report):
+        task(again)
     crash = subprocess.run(
         [sys.executable, "-c", CRASH_BETWEEN_THE_RENAMES, json.dumps(again)],
         env=_env(STCLUSTERS_RUN_ID=runlock.current_run_id()),  # this run's publish task

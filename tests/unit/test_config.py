@@ -153,7 +153,8 @@ def test_every_dag_task_has_the_execution_timeout(monkeypatch: pytest.MonkeyPatc
     assert {t.task_id: t.execution_timeout for t in dag.tasks} == {
         t.task_id: timedelta(minutes=7) for t in dag.tasks
     }
-    assert len(dag.tasks) == 6
+    # edition, pull, load, build.{geocode,cluster,rank,profiles,gate}, validate, report, publish
+    assert len(dag.tasks) == 11
 
 
 def test_unknown_environment_variable_is_an_error_with_did_you_mean() -> None:

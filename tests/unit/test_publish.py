@@ -12,10 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from stclusters import config
+from stclusters import config, handover
 from stclusters.gate import validate
+from stclusters.handover import sha256_file
 from stclusters.publish import publish
 from stclusters.publish.publish import PublishError
+from stclusters.report import step
+
+
+def publish_edition(params: config.RunParams) -> dict:
+    """The report task, then publish, as the DAG runs them."""
+    step.render_report(params)
+    return publish.publish_edition(params)
 
 
 def tree_hashes(root: Path) -> dict[str, str]:
@@ -30,7 +38,7 @@ def tree_hashes(root: Path) -> dict[str, str]:
 def published(small_edition) -> config.RunParams:
     params = small_edition()
     validate.run_gate(params)
-    assert publish.publish_edition(params)["outcome"] == "published"
+    assert publish_edition(params)["outcome"] == "published"
     return params
 
 
@@ -57,7 +65,7 @@ def test_manifest_records_inputs_versions_validation_and_checksums(published: co
 
 def test_rerun_leaves_the_publication_byte_for_byte(published: config.RunParams) -> None:
     before = tree_hashes(published.edition_output)
-    assert publish.publish_edition(published)["outcome"].startswith("unchanged")
+    assert publish_edition(published)["outcome"].startswith("unchanged")
     assert tree_hashes(published.edition_output) == before
 
 
@@ -101,19 +109,19 @@ def test_data_changed_after_the_gate_is_refused(small_edition, edition_sql) -> N
     validate.run_gate(params)
     edition_sql(params, "update main.cluster_cells set pct_count = pct_count + 1 where rank = 1")
     with pytest.raises(PublishError, match=r"data changed after validation .*cluster_cells\.csv"):
-        publish.publish_edition(params)
+        publish_edition(params)
     assert not params.edition_output.exists()
 
 
 def test_failed_or_missing_validation_is_refused(small_edition, edition_sql) -> None:
     params = small_edition()
     with pytest.raises(PublishError, match="no validation ran"):
-        publish.publish_edition(params)
+        publish_edition(params)
     edition_sql(params, "update main.ranking set score = score + 1 where rank = 3")
     with pytest.raises(validate.GateFailed):
         validate.run_gate(params)
     with pytest.raises(PublishError, match=r"failed \(.*ranking\.score_is_pct_plus_pub.*nothing published"):
-        publish.publish_edition(params)
+        publish_edition(params)
     assert not params.edition_output.exists()
 
 
@@ -122,7 +130,7 @@ def test_gate_with_other_parameters_is_refused(small_edition) -> None:
     validate.run_gate(params)
     other = config.resolve({**{k: v for k, v in params.as_dict().items() if v is not None}, "eps_km": 20.0})
     with pytest.raises(PublishError, match="other parameters"):
-        publish.publish_edition(other)
+        publish_edition(other)
 
 
 def test_different_data_needs_republish_and_archives(published: config.RunParams, edition_sql) -> None:
@@ -131,12 +139,12 @@ def test_different_data_needs_republish_and_archives(published: config.RunParams
         edition_sql(published, f"update main.{table} set name = 'Tokyo' where rank = 1")
     validate.run_gate(published)
     with pytest.raises(PublishError, match="republish=true"):
-        publish.publish_edition(published)
+        publish_edition(published)
     assert tree_hashes(published.edition_output) == before
     again = config.resolve(
         {**{k: v for k, v in published.as_dict().items() if v is not None}, "republish": True}
     )
-    assert publish.publish_edition(again)["outcome"].startswith("republished")
+    assert publish_edition(again)["outcome"].startswith("republished")
     archived = list((published.edition_output.parent / "_archive" / "2023").iterdir())
     assert len(archived) == 1 and tree_hashes(archived[0]) == before
     assert "Tokyo," in (published.edition_output / "ranking.csv").read_text()
@@ -176,19 +184,19 @@ def test_a_change_in_any_published_file_or_input_is_not_unchanged(
     # the profiles change, the three validated CSVs do not: still a different publication
     edition_sql(published, "update main.profiles set item = 'Someone Else' where cluster_rank = 1")
     with pytest.raises(PublishError, match=r"profiles\.parquet: changed.*republish=true"):
-        publish.publish_edition(published)
+        publish_edition(published)
     assert tree_hashes(published.edition_output) == before
     edition_sql(
         published,
         "update main.profiles set item = case when layer = 'patents' then 'Acme' else 'Univ' end "
         "where cluster_rank = 1",
     )
-    assert publish.publish_edition(published)["outcome"].startswith("unchanged")
+    assert publish_edition(published)["outcome"].startswith("unchanged")
     # an input with other bytes (its sha256), every published file the same
     edition_sql(published, "update raw.landed_files set sha256 = repeat('0', 64) where layer = 'patents'")
     with pytest.raises(PublishError, match=r"inputs: layers patents changed"):
-        publish.publish_edition(published)
-    outcome = publish.publish_edition(_with(published, republish=True))["outcome"]
+        publish_edition(published)
+    outcome = publish_edition(_with(published, republish=True))["outcome"]
     assert outcome.startswith("republished")
     manifest = json.loads((published.edition_output / "manifest.json").read_text())
     assert {f["sha256"] for f in manifest["inputs"]["layers"]["patents"]["files"]} == {"0" * 64}
@@ -198,7 +206,7 @@ def test_report_differs_only_in_run_fields_between_runs(published: config.RunPar
     """A second gate run (new run id) and other run-only parameters: still 'unchanged'."""
     validate.run_gate(published)
     other = _with(published, duckdb_threads=3, duckdb_memory_limit="1GB")
-    assert publish.publish_edition(other)["outcome"].startswith("unchanged")
+    assert publish_edition(other)["outcome"].startswith("unchanged")
 
 
 def test_stale_staging_is_removed_and_an_interrupted_republish_is_rolled_back(
@@ -212,7 +220,7 @@ def test_stale_staging_is_removed_and_an_interrupted_republish_is_rolled_back(
     # the first rename of a republish, then a crash: no current edition, only the archive
     archived = publish._archive_current(published, target)
     assert not target.exists() and archived.is_dir()
-    assert publish.publish_edition(published)["outcome"].startswith("unchanged")
+    assert publish_edition(published)["outcome"].startswith("unchanged")
     assert not stale.exists()
     assert tree_hashes(target) == before
     assert not list(target.parent.glob(".republish-*")) and not archived.exists()
@@ -244,8 +252,8 @@ def _edit_file_and_manifest(edition: Path) -> None:
     ranking = edition / "ranking.csv"
     ranking.write_text(ranking.read_text().replace("Tokyo", "Atlantis"))
     manifest = json.loads((edition / "manifest.json").read_text())
-    manifest["files"]["ranking.csv"] = publish.sha256_file(ranking)
-    manifest["validation"]["validated_files"]["ranking.csv"] = publish.sha256_file(ranking)
+    manifest["files"]["ranking.csv"] = sha256_file(ranking)
+    manifest["validation"]["validated_files"]["ranking.csv"] = sha256_file(ranking)
     (edition / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
@@ -256,7 +264,7 @@ def test_signed_manifest_catches_a_file_and_manifest_edited_together(
     monkeypatch.setenv(publish.SIGNING_KEY_FILE_ENV, str(private))
     params = small_edition()
     validate.run_gate(params)
-    publish.publish_edition(params)
+    publish_edition(params)
     edition = params.edition_output
     assert (edition / "manifest.json.sig").is_file()
     assert publish.verify(edition, public) == []
@@ -293,7 +301,7 @@ def test_verify_refuses_manifest_paths_outside_the_edition(
     secret = tmp_path / "copy" / "secret.txt"
     secret.write_text("not part of the edition\n")
     manifest = json.loads((copy / "manifest.json").read_text())
-    manifest["files"]["../secret.txt"] = publish.sha256_file(secret)
+    manifest["files"]["../secret.txt"] = sha256_file(secret)
     manifest["files"]["/etc/hostname"] = "0" * 64
     (copy / "manifest.json").write_text(json.dumps(manifest))
     problems = publish.verify(copy)
@@ -307,7 +315,7 @@ def test_a_previous_edition_published_later_keeps_the_rerun_unchanged(published:
     target = published.edition_output
     before = tree_hashes(target)
     shutil.copytree(target, target.parent / "2022")
-    assert publish.publish_edition(published)["outcome"].startswith("unchanged")
+    assert publish_edition(published)["outcome"].startswith("unchanged")
     assert tree_hashes(target) == before
 
 
@@ -324,3 +332,27 @@ def test_the_reports_validation_section_is_a_run_field() -> None:
     other = page.format(v="stability: skipped, no previous edition", eps="14.0")
     assert publish.mask_run_fields(first, {}) == publish.mask_run_fields(second, {})
     assert publish.mask_run_fields(first, {}) != publish.mask_run_fields(other, {})
+
+
+def test_publish_copies_only_the_report_rendered_from_what_it_publishes(small_edition) -> None:
+    params = small_edition()
+    validate.run_gate(params)
+    with pytest.raises(PublishError, match="no report was rendered"):
+        publish.publish_edition(params)
+    step.render_report(params)
+    validate.run_gate(params)  # a newer gate run: the report is the previous run's
+    with pytest.raises(PublishError, match="rendered for gate run"):
+        publish.publish_edition(params)
+    step.render_report(params)
+    rendered = handover.report_dir(params) / "report.html"
+    rendered.write_text(rendered.read_text(encoding="utf-8") + "<!-- edited -->", encoding="utf-8")
+    with pytest.raises(PublishError, match="changed after the report task rendered it"):
+        publish.publish_edition(params)
+    assert not params.edition_output.exists()
+    assert not list(params.edition_output.parent.glob(".staging-*"))
+    step.render_report(params)
+    assert publish.publish_edition(params)["outcome"] == "published"
+    # publish renders nothing: the published pages are the report task's bytes
+    rendered_dir = handover.report_dir(params)
+    for name in ("report.html", "validation.html"):
+        assert (params.edition_output / name).read_bytes() == (rendered_dir / name).read_bytes()

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from httpserver import LoopbackServer, Route
-from stclusters import config, tasks
+from stclusters import config, handover, tasks
 from stclusters.config import ConfigError
 from stclusters.load import land
 from stclusters.pull.sources import SourceError
@@ -66,7 +66,7 @@ def test_half_the_rows_served_as_complete_is_refused_by_the_declared_rows(
         monkeypatch.setenv("STCLUSTERS_SOURCES_FILE", str(path))
         c = conf(root, "rows", 2101 - 100)
         tasks.pull(c)
-        landed = json.loads((tasks.landing_dir(config.resolve(c)) / "landed.json").read_text())
+        landed = json.loads((handover.landing_dir(config.resolve(c)) / "landed.json").read_text())
         assert landed["layers"]["patents"]["files"][0]["expected_rows"] == 400
         assert landed["layers"]["publications"]["files"][0]["lines"] == 51
         with pytest.raises(land.LoadError, match=r"patents.csv.gz: 200 data rows .* declares rows: 400"):
@@ -127,7 +127,7 @@ def test_landing_keeps_only_what_the_last_landed_json_references(
     )
     c = conf(root, "ret", 1992)
     tasks.pull(c)
-    landing = tasks.landing_dir(config.resolve(c))
+    landing = handover.landing_dir(config.resolve(c))
     (landing / "patents" / ".patents-a.csv.gz.0badc0de.part").write_bytes(b"left by a killed pull")
     monkeypatch.setenv(
         "STCLUSTERS_SOURCES_FILE",
@@ -178,7 +178,7 @@ def test_sha_of_landed_record_is_the_content(root: Path, monkeypatch: pytest.Mon
     pat.write_bytes(new)
     os.utime(pat, ns=(st.st_atime_ns, st.st_mtime_ns))
     tasks.pull(c)
-    landed = json.loads((tasks.landing_dir(config.resolve(c)) / "landed.json").read_text())
+    landed = json.loads((handover.landing_dir(config.resolve(c)) / "landed.json").read_text())
     [f] = landed["layers"]["patents"]["files"]
     assert f["sha256"] == hashlib.sha256(new).hexdigest() and not f["reused"]
     assert Path(f["path"]).read_bytes() == new

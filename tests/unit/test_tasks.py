@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 
 import pytest
 
-from stclusters import config, tasks
-from stclusters.publish import publish
+from stclusters import config, handover, tasks
 
 
 def test_editions_land_the_same_gazetteer_from_one_shared_build(tmp_path: Path) -> None:
@@ -22,7 +22,7 @@ def test_editions_land_the_same_gazetteer_from_one_shared_build(tmp_path: Path) 
     assert set(first) == {"places", "names", "regions", "postal_codes"}
     for name in first:
         assert first[name].parent != second[name].parent  # each edition has its own copy
-        assert publish.sha256_file(first[name]) == publish.sha256_file(second[name])
+        assert handover.sha256_file(first[name]) == handover.sha256_file(second[name])
     assert not list((tmp_path / "ws").rglob("*.tmp-*")) and not list((tmp_path / "ws").rglob("*.building-*"))
 
 
@@ -43,3 +43,33 @@ def test_publish_outcome_is_one_word() -> None:
     assert tasks.publish_outcome("published") == "published"
     assert tasks.publish_outcome("unchanged (identical data already published)") == "unchanged"
     assert tasks.publish_outcome("republished (previous version archived)") == "republished"
+
+
+def test_bench_runs_every_task_as_a_stage() -> None:
+    import runpy
+
+    bench = runpy.run_path(str(config.REPO_ROOT / "bench" / "run.py"))
+    assert bench["STAGES"] == tuple(step.__name__ for step in tasks.STEPS)
+
+
+def test_build_runs_the_build_steps_in_order() -> None:
+    assert [s.__name__ for s in tasks.BUILD_STEPS] == ["geocode", "cluster", "rank", "profiles", "gate"]
+    assert tasks.STEPS.index(tasks.BUILD_STEPS[-1]) < tasks.STEPS.index(tasks.validate_gate)
+    assert tasks.STEPS.index(tasks.validate_gate) < tasks.STEPS.index(tasks.report)
+    assert tasks.STEPS.index(tasks.report) < tasks.STEPS.index(tasks.publish_edition)
+
+
+def test_published_assets_give_edition_outcome_uri_and_sha256(tmp_path: Path) -> None:
+    folder = tmp_path / "2023"
+    folder.mkdir()
+    for name in tasks.PUBLISHED_ASSET_FILES:
+        (folder / name).write_text(name, encoding="utf-8")
+    result = {"edition": 2023, "outcome": "unchanged (identical)", "path": str(folder)}
+    extras = tasks.published_assets(result)
+    assert list(extras) == list(tasks.PUBLISHED_ASSET_FILES)
+    assert extras["ranking.csv"] == {
+        "edition": 2023,
+        "outcome": "unchanged",
+        "uri": (folder / "ranking.csv").resolve().as_uri(),
+        "sha256": hashlib.sha256(b"ranking.csv").hexdigest(),
+    }

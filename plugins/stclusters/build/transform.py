@@ -1,4 +1,5 @@
-"""Run the dbt project on an edition's DuckDB file (``dbt build``: models, seeds and dbt tests).
+"""Run the dbt project on an edition's DuckDB file, one selection at a time (``dbt build
+--selector <name>``: models, seeds and dbt tests of one step; dbt_project/selectors.yml).
 
 dbt runs as a subprocess of the virtualenv's ``dbt`` with per-edition target, log and database
 paths, so editions can build at the same time without sharing any file.
@@ -10,6 +11,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -108,12 +110,23 @@ def summarise_failures(run_results: Path) -> str:
     )
 
 
-def build(params: RunParams) -> dict:
-    """``dbt build`` for the edition; returns a small summary (for the task log and XCom)."""
-    results_path = run_dbt(params, "build")
-    results = json.loads(results_path.read_text())["results"]
+def build(params: RunParams, selector: str) -> dict:
+    """``dbt build --selector <selector>`` (dbt_project/selectors.yml) for the edition: one layer
+    of models with their tests. Returns a small summary (for the task log and XCom); the run's
+    run_results.json is kept as ``<workspace>/dbt/run_results/<selector>.json`` (the next
+    selection's run overwrites dbt's own)."""
+    results_path = run_dbt(params, "build", ["--selector", selector])
+    kept = params.workspace / "dbt" / "run_results" / f"{selector}.json"
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(results_path, kept)
+    results = json.loads(kept.read_text())["results"]
     statuses: dict[str, int] = {}
     for r in results:
         statuses[r["status"]] = statuses.get(r["status"], 0) + 1
-    log.info("dbt build for edition %s: %s", params.edition, statuses)
-    return {"edition": params.edition, "dbt_statuses": statuses, "run_results": str(results_path)}
+    log.info("dbt build --selector %s for edition %s: %s", selector, params.edition, statuses)
+    return {
+        "edition": params.edition,
+        "selector": selector,
+        "dbt_statuses": statuses,
+        "run_results": str(kept),
+    }

@@ -23,10 +23,7 @@ their sha256 in the summary, which publish re-checks) under
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
 import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,7 +33,9 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from stclusters import handover
 from stclusters.config import RunParams
+from stclusters.handover import GateSummary, Manifest, latest_summary, params_fingerprint
 from stclusters.reference import countries
 
 log = logging.getLogger(__name__)
@@ -412,8 +411,6 @@ def _stability_checks(params: RunParams) -> list[Check]:
 def run_gate(params: RunParams) -> dict:
     """Validate the edition; keep Data Docs, summaries and the validated exports; raise GateFailed
     (naming every failed critical expectation and the report) unless every critical one passes."""
-    from stclusters.publish import publish
-
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     run_dir = params.workspace / "validation" / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -421,7 +418,7 @@ def run_gate(params: RunParams) -> dict:
     try:
         # Frames and exports from one connection: what is validated is what is hashed.
         frames = read_frames(con, params)
-        validated_files = publish.export_tables(con, run_dir / "validated")
+        validated_files = handover.export_tables(con, run_dir / "validated")
     finally:
         con.close()
     stability_note = _add_stability(params, frames)
@@ -435,7 +432,7 @@ def run_gate(params: RunParams) -> dict:
     summary["stability"] = stability_note
     summary["completeness"] = completeness_note
     write_summaries(run_dir, summary)
-    _write_json_atomic(params.workspace / "validation" / "latest.json", summary)
+    GateSummary(summary).write(params)
     prune_validation_runs(params)
     if not summary["passed"]:
         raise GateFailed(failure_message(summary))
@@ -562,22 +559,6 @@ def _docs_index(gx_dir: Path) -> str | None:
     return str(found[0]) if found else None
 
 
-# Parameters that steer where and how a run works, not what it computes.
-# Parameters that place or tune a run without shaping its data (publish's run fields).
-RUN_ONLY_PARAMETERS = _NOT_FINGERPRINTED = frozenset(
-    {
-        "republish",
-        "output_dir",
-        "workspace_dir",
-        "duckdb_memory_limit",
-        "duckdb_threads",
-        "task_timeout_minutes",
-        "lock_wait_seconds",
-        "keep_validation_runs",
-    }
-)
-
-
 def _docs_pages(docs_index: str | None) -> list[str]:
     """Validation pages relative to the Data Docs index. The index lists them with JavaScript
     loaded from a CDN, so offline (air-gapped auditors) the summary's list is the way in."""
@@ -585,12 +566,6 @@ def _docs_pages(docs_index: str | None) -> list[str]:
         return []
     root = Path(docs_index).parent
     return sorted(str(p.relative_to(root)) for p in (root / "validations").rglob("*.html"))
-
-
-def params_fingerprint(params: RunParams) -> str:
-    """sha256 of the parameters that shape the data: publish refuses a gate run with other ones."""
-    data = {k: v for k, v in params.as_dict().items() if k not in _NOT_FINGERPRINTED}
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _summary(
@@ -642,8 +617,8 @@ def failure_message(summary: dict) -> str:
 
 def write_summaries(run_dir: Path, summary: dict) -> None:
     """summary.json (machine) and summary.md (human) next to the run's Data Docs."""
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
-    (run_dir / "summary.md").write_text(_markdown(summary), encoding="utf-8")
+    handover.write_json_atomic(run_dir / "summary.json", summary, sort_keys=False)
+    handover.write_text_atomic(run_dir / "summary.md", _markdown(summary))
 
 
 def _markdown(summary: dict) -> str:
@@ -685,58 +660,29 @@ def _markdown(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def latest_summary(params: RunParams) -> dict | None:
-    path = params.workspace / "validation" / "latest.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
-
-
-def copy_reports(summary: dict, dest: Path) -> None:
-    """Copy a run's summaries, suites and Data Docs next to a publication."""
-    run_dir = Path(summary["run_dir"])
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in ("summary.json", "summary.md"):
-        shutil.copy2(run_dir / name, dest / name)
-    suites = sorted((run_dir / "gx").rglob("expectations/*.json"))
-    if suites:
-        (dest / "suites").mkdir(exist_ok=True)
-        for s in suites:
-            shutil.copy2(s, dest / "suites" / s.name)
-    if summary.get("data_docs"):
-        shutil.copytree(Path(summary["data_docs"]).parent, dest / "data_docs", dirs_exist_ok=True)
-
-
 # --- completeness against the previous edition ---------------------------------------------------
 
 
-def previous_edition_manifest(params: RunParams) -> tuple[Path, dict] | None:
+def previous_edition_manifest(params: RunParams) -> tuple[Path, Manifest] | None:
     """The manifest of the latest edition before this one published in the same output folder
     from the same source set, or None."""
     root = params.edition_output.parent
     candidates = (
         sorted(
-            (int(p.name), p / "manifest.json")
+            (int(p.name), p)
             for p in root.iterdir()
             if p.is_dir()
             and p.name.isdigit()
             and int(p.name) < params.edition
-            and (p / "manifest.json").is_file()
+            and handover.manifest_path(p).is_file()
         )
         if root.is_dir()
         else []
     )
-    for _, path in reversed(candidates):
-        try:
-            manifest = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if (manifest.get("parameters") or {}).get("source_set") == params.source_set:
-            return path, manifest
+    for _, edition_dir in reversed(candidates):
+        manifest = Manifest.read(edition_dir)
+        if manifest is not None and manifest.parameters.get("source_set") == params.source_set:
+            return handover.manifest_path(edition_dir), manifest
     return None
 
 
@@ -769,11 +715,7 @@ def add_completeness(params: RunParams, frames: dict[str, pd.DataFrame]) -> str:
         log.info("completeness checks %s", note)
         return note
     path, manifest = found
-    previous = {
-        layer: entry.get("documents_landed")
-        for layer, entry in ((manifest.get("inputs") or {}).get("layers") or {}).items()
-        if entry.get("documents_landed")
-    }
+    previous = manifest.documents_landed()
     if not previous:
         note = f"skipped: {path} records no document counts (published before they were recorded)"
         log.info("completeness checks %s", note)
@@ -810,7 +752,7 @@ def prune_validation_runs(params: RunParams) -> list[Path]:
     """Keep the newest ``keep_validation_runs`` run folders of the edition's validation (run ids
     are UTC timestamps, so they sort by time) and always the one latest.json names; remove the
     others. Returns the removed folders."""
-    root = params.workspace / "validation"
+    root = handover.validation_dir(params)
     latest = latest_summary(params) or {}
     keep_dir = Path(latest["run_dir"]).name if latest.get("run_dir") else None
     runs = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []

@@ -26,6 +26,7 @@ from typing import IO
 import duckdb
 
 from stclusters.config import RunParams
+from stclusters.handover import sql_str
 from stclusters.load.formats.base import ADDRESS, MAX_LINE_BYTES, RECORD
 from stclusters.reference.countries import iso_codes
 from stclusters.schema import COLUMNS, LAYERS, landed_type
@@ -253,10 +254,6 @@ def _map_lines(path: Path) -> _LineMap:
     return result
 
 
-def _sql_str(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def _rows_table(layer: str) -> str:
     return f"raw.{layer}_rows"
 
@@ -267,7 +264,7 @@ def _line_expr(offsets: dict[str, int], alias: str = "t") -> str:
     header), so that no line number has to be written for the tens of millions of good rows."""
     if not offsets:
         return f"{alias}.source_line"
-    cases = " ".join(f"when {_sql_str(f)} then {alias}.rowid - {o} + 2" for f, o in sorted(offsets.items()))
+    cases = " ".join(f"when {sql_str(f)} then {alias}.rowid - {o} + 2" for f, o in sorted(offsets.items()))
     return f"coalesce({alias}.source_line, case {alias}.source_file {cases} end)"
 
 
@@ -284,11 +281,11 @@ def _load_file(
     if lines is None:
         lines = scan_file(path).lines
     # mapped by name: the file's columns in the file's order
-    columns_sql = "{" + ", ".join(f"{_sql_str(c)}: 'VARCHAR'" for c in header) + "}"
-    src = _sql_str(str(path))
+    columns_sql = "{" + ", ".join(f"{sql_str(c)}: 'VARCHAR'" for c in header) + "}"
+    src = sql_str(str(path))
     checks = _ROW_CHECKS[layer] + _COMMON_CHECKS
     reason_case = " ".join(
-        f"when {cond} then {_sql_str(field + '|' + reason)}" for field, cond, reason in checks
+        f"when {cond} then {sql_str(field + '|' + reason)}" for field, cond, reason in checks
     )
     record = ", ".join(f"coalesce(t.{c}, '')" for c in header)
     rows = _rows_table(layer)
@@ -349,9 +346,9 @@ def _load_file(
     con.execute(
         f"""
         insert into raw.quarantine
-        select {_sql_str(layer)}, {src}, r.line + coalesce(s.shift, 0), coalesce(r.column_name, ''),
+        select {sql_str(layer)}, {src}, r.line + coalesce(s.shift, 0), coalesce(r.column_name, ''),
                lower(r.error_type) || ': ' || r.error_message, left(r.csv_line, 500),
-               {_sql_str(ROW_UNIT)}
+               {sql_str(ROW_UNIT)}
         from (
             select * from reject_errors
             qualify row_number() over (partition by line order by column_idx) = 1
@@ -361,15 +358,15 @@ def _load_file(
     con.execute(
         f"""
         insert into raw.quarantine
-        select {_sql_str(layer)}, {src}, {_line_expr({str(path): offset})},
+        select {sql_str(layer)}, {src}, {_line_expr({str(path): offset})},
                split_part(t.problem, '|', 1), split_part(t.problem, '|', 2), t.raw_record,
-               {_sql_str(ROW_UNIT)}
+               {sql_str(ROW_UNIT)}
         from {rows} as t where t.source_file = {src} and t.problem is not null
         """
     )
     _quarantine_unread(con, layer, path, lines, n_rows + n_rejected_lines, line_map)
     quarantined = con.execute(
-        f"select count(*) from raw.quarantine where layer = {_sql_str(layer)} and source_file = {src}"
+        f"select count(*) from raw.quarantine where layer = {sql_str(layer)} and source_file = {src}"
     ).fetchone()[0]
     loaded = con.execute(
         f"select count(*) from {rows} where source_file = {src} and problem is null"
@@ -515,7 +512,7 @@ def load_database(
             codes = "," + ",".join(sorted(iso_codes())) + ","
             con.execute(
                 "create temp macro stc_is_iso_country(code) as "
-                f"length(code) = 2 and strpos({_sql_str(codes)}, ',' || code || ',') > 0"
+                f"length(code) = 2 and strpos({sql_str(codes)}, ',' || code || ',') > 0"
             )
             con.execute(_RAW_DDL)
             offsets: dict[str, dict[str, int]] = {}
@@ -644,7 +641,7 @@ def export_quarantine(con: duckdb.DuckDBPyConnection, source_file: str, out_dir:
     tmp = out.with_name(f".{out.name}.{os.getpid()}.part")
     con.execute(
         f"copy (select source_file as file, source_line as line, field, reason, raw_record as value, unit "
-        f"from raw.quarantine where source_file = ? order by source_line) to {_sql_str(str(tmp))} "
+        f"from raw.quarantine where source_file = ? order by source_line) to {sql_str(str(tmp))} "
         "(header, delimiter ',')",
         [source_file],
     )
@@ -656,7 +653,7 @@ def _load_gazetteer(con: duckdb.DuckDBPyConnection, files: dict[str, Path]) -> N
     for name, path in sorted(files.items()):
         table = name if name.startswith("gazetteer_") else f"gazetteer_{name}"
         con.execute(
-            f"create or replace table raw.{table} as select * from read_parquet({_sql_str(str(path))})"
+            f"create or replace table raw.{table} as select * from read_parquet({sql_str(str(path))})"
         )
 
 

@@ -37,22 +37,28 @@ from typing import Any
 
 import duckdb
 
+from stclusters import handover
 from stclusters.build import robustness
 from stclusters.config import REPO_ROOT, RunParams
-from stclusters.gate import validate
+from stclusters.handover import (
+    MANIFEST,
+    RUN_ONLY_PARAMETERS,
+    GateSummary,
+    LandedInputs,
+    LoadStats,
+    Manifest,
+    ReportRecord,
+    sha256_file,
+)
 from stclusters.publish import profiles
-from stclusters.report import diff, report
 from stclusters.schema import LAYERS
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "manifest.json"
 SIGNATURE = "manifest.json.sig"
 SIGNING_KEY_FILE_ENV = "STCLUSTERS_SIGNING_KEY_FILE"
 SIGNING_KEY_ENV = "STCLUSTERS_SIGNING_KEY"
 VERIFY_KEY_FILE_ENV = "STCLUSTERS_VERIFY_KEY_FILE"
-# The files the validation gate exports and vouches for.
-DATA_FILES = ("ranking.csv", "clusters.csv", "cluster_cells.csv")
 # Run records: they describe a run (its time, the gate's run id, GX's Data Docs with their run
 # timestamps, our own validation page of that run), not the data. Every other published file
 # depends only on the inputs, the parameters and the code, and is byte-identical across runs
@@ -68,7 +74,7 @@ MANIFEST_RUN_FIELDS = (
     "files['validation.html']",
     "files['report.html']",
     "the output and workspace folders wherever they appear",
-    "parameters: " + ", ".join(sorted(validate.RUN_ONLY_PARAMETERS)),
+    "parameters: " + ", ".join(sorted(RUN_ONLY_PARAMETERS)),
 )
 REPORT = "report.html"
 # The comparison with the previous published edition: it depends on which editions were
@@ -90,14 +96,6 @@ PACKAGES = (
 
 class PublishError(RuntimeError):
     """The edition cannot be published; nothing in the published edition was changed."""
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def code_version() -> dict[str, Any]:
@@ -132,33 +130,17 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
-_EXPORTS = {
-    "ranking.csv": "select * from main.ranking order by rank",
-    "clusters.csv": "select * from main.clusters order by rank",
-    "cluster_cells.csv": "select * from main.cluster_cells order by rank, cell",
-}
-
-
-def export_tables(con: duckdb.DuckDBPyConnection, dest: Path) -> dict[str, str]:
-    """Write the published tables as CSV with stable formatting (same data, same bytes); returns
-    each file's sha256. The gate calls it on the data it validates, publish on what it publishes."""
-    dest.mkdir(parents=True, exist_ok=True)
-    hashes = {}
-    for name, sql in _EXPORTS.items():
-        frame = con.sql(sql).df()
-        frame.to_csv(dest / name, index=False, float_format="%.10g", lineterminator="\n")
-        hashes[name] = sha256_file(dest / name)
-    return hashes
+def provenance(params: RunParams) -> dict[str, Any]:
+    """The manifest's provenance (inputs, code and package versions), which the report shows."""
+    return {"inputs": _inputs(params), "code_version": code_version(), "package_versions": package_versions()}
 
 
 def _inputs(params: RunParams) -> dict[str, Any]:
     """Input files with URI, sha256, size and row counts; rows loaded and quarantined per layer;
     the gazetteer files. landed.json (the pull step's record) is preferred; without it, the
     land step's raw.landed_files table gives the files."""
-    landed_path = params.workspace / "landing" / "landed.json"
-    stats_path = params.workspace / "load_stats.json"
-    landed = json.loads(landed_path.read_text()) if landed_path.exists() else {}
-    stats = json.loads(stats_path.read_text()) if stats_path.exists() else {}
+    landed = LandedInputs.read(params)
+    stats = LoadStats.read(params).files
     con = duckdb.connect(str(params.duckdb_path), read_only=True)
     try:
         quarantine = dict(con.execute("select layer, count(*) from raw.quarantine group by layer").fetchall())
@@ -173,9 +155,9 @@ def _inputs(params: RunParams) -> dict[str, Any]:
         con.close()
     layers = {}
     for layer in LAYERS:
-        entry = (landed.get("layers") or {}).get(layer)
+        entry = landed.layers.get(layer) if landed else None
         if entry:
-            files = [_landed_file(f, stats.get(f["path"], {})) for f in entry["files"]]
+            files = [_landed_file(f, stats.get(f["path"], {})) for f in entry.files]
         else:
             keys = ("uri", "sha256", "size", "fetched_at", "rows_loaded", "rows_quarantined")
             files = [dict(zip(keys, f[1:], strict=True)) for f in loaded_files if f[0] == layer]
@@ -192,11 +174,11 @@ def _inputs(params: RunParams) -> dict[str, Any]:
         # what a format adapter read, excluded and quarantined (per unit and reason); no paths
         conversion = {
             k: v
-            for k, v in ((entry or {}).get("conversion") or {}).items()
+            for k, v in ((entry.conversion if entry else None) or {}).items()
             if k not in ("summary", "quarantine_file")
         }
         layers[layer] = {
-            "format": (entry or {}).get("format", "canonical"),
+            "format": entry.format if entry else "canonical",
             **({"conversion": conversion} if conversion else {}),
             "files": files,
             "canonical_files": canonical,
@@ -206,7 +188,7 @@ def _inputs(params: RunParams) -> dict[str, Any]:
         }
     gazetteer = {
         name: {**g, "path": _workspace_relative(params, g.get("path"))}
-        for name, g in sorted((landed.get("gazetteer") or {}).items())
+        for name, g in sorted((landed.gazetteer if landed else {}).items())
     }
     return {"layers": layers, "gazetteer": gazetteer}
 
@@ -247,9 +229,7 @@ def _landed_file(f: dict[str, Any], stats: dict[str, Any]) -> dict[str, Any]:
 
 def publish_edition(params: RunParams) -> dict:
     """Publish the edition if, and only if, the latest gate passed on exactly these files."""
-    summary = validate.latest_summary(params)
-    _check_validated(params, summary)
-    assert summary is not None
+    summary = check_validated(params, GateSummary.read(params))
     target = params.edition_output
     target.parent.mkdir(parents=True, exist_ok=True)
     with publish_lock(params):
@@ -257,29 +237,23 @@ def publish_edition(params: RunParams) -> dict:
         return _publish_locked(params, summary, target)
 
 
-def _publish_locked(params: RunParams, summary: dict, target: Path) -> dict:
+def _publish_locked(params: RunParams, summary: GateSummary, target: Path) -> dict:
     staging = target.parent / f"{STAGING_PREFIX}{params.edition}-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
         con = duckdb.connect(str(params.duckdb_path), read_only=True)
         try:
-            exported = export_tables(con, staging)
+            exported = handover.export_tables(con, staging)
         finally:
             con.close()
-        _check_same_as_validated(params, exported, summary)
-        validate.copy_reports(summary, staging / "validation")
-        inputs = _inputs(params)
-        provenance = {
-            "inputs": inputs,
-            "code_version": code_version(),
-            "package_versions": package_versions(),
-        }
-        # Derived outputs, written before the checksums so the manifest covers them: the
-        # comparison with the previous edition, the profiles, then the report that shows both.
-        diff.write_edition_diff(params, staging)
+        check_same_as_validated(params, exported, summary)
+        summary.copy_reports(staging / "validation")
+        # Derived outputs, written before the checksums so the manifest covers them: the report
+        # task's files (the comparison with the previous edition and the report that shows it),
+        # the profiles, the rank intervals.
+        _copy_report(params, summary, exported, staging)
         profiles.write_outputs(params, staging)
-        report.write_outputs(params, staging, summary, provenance)
         robustness.write_outputs(params, staging)  # robustness.parquet (rank intervals)
         published_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         files = {
@@ -290,12 +264,12 @@ def _publish_locked(params: RunParams, summary: dict, target: Path) -> dict:
             "published_at": published_at,
             "parameters": params.as_dict(),
             "windows": {"patents": params.patents_window, "publications": params.publications_window},
-            **provenance,
-            "validation": _validation_record(summary),
+            **provenance(params),
+            "validation": _validation_record(summary.data),
             "robustness": robustness.manifest_for(params, staging),
             "files": files,
         }
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
+        Manifest(manifest).write(staging)
         sign_manifest(staging)
         outcome = _swap_in(params, staging, target)
     finally:
@@ -304,28 +278,33 @@ def _publish_locked(params: RunParams, summary: dict, target: Path) -> dict:
     return {"edition": params.edition, "outcome": outcome, "path": str(target)}
 
 
-def _check_validated(params: RunParams, summary: dict | None) -> None:
-    where = params.workspace / "validation"
-    if summary is None:
+def check_validated(params: RunParams, found: GateSummary | None) -> GateSummary:
+    """The latest gate summary, when it passed with these parameters; else PublishError (the
+    report task and publish both start with this check)."""
+    where = handover.validation_dir(params)
+    if found is None:
         raise PublishError(
             f"edition {params.edition}: no validation ran (nothing in {where}); nothing published"
         )
-    if not summary.get("passed"):
+    summary = found.data
+    if not found.passed:
         failed = ", ".join(r["check"] for r in summary.get("critical_failures", []))
         raise PublishError(
             f"edition {params.edition}: the latest validation (run {summary.get('run_id')}) failed "
             f"({failed}); nothing published. Report: {Path(summary.get('run_dir', where)) / 'summary.md'}"
         )
-    if summary.get("params_fingerprint") != validate.params_fingerprint(params):
+    if found.params_fingerprint != handover.params_fingerprint(params):
         raise PublishError(
             f"edition {params.edition}: the latest validation (run {summary.get('run_id')}) ran with other "
             "parameters than this publication; re-run the gate with these parameters. Nothing published"
         )
+    return found
 
 
-def _check_same_as_validated(params: RunParams, exported: dict[str, str], summary: dict) -> None:
+def check_same_as_validated(params: RunParams, exported: dict[str, str], found: GateSummary) -> None:
     """Refuse when the tables changed between the gate and now (a rebuild, a manual edit)."""
-    validated = summary.get("validated_files") or {}
+    summary = found.data
+    validated = found.validated_files
     changed = [
         f"{name} (sha256 now {digest}, validated {validated.get(name)})"
         for name, digest in sorted(exported.items())
@@ -337,6 +316,39 @@ def _check_same_as_validated(params: RunParams, exported: dict[str, str], summar
             f"{'; '.join(changed)}. What would be published is not what the gate validated; re-run the "
             f"gate. Nothing published. Validated copies: {Path(summary['run_dir']) / 'validated'}"
         )
+
+
+def _copy_report(params: RunParams, summary: GateSummary, exported: dict[str, str], staging: Path) -> None:
+    """Copy what the report task rendered (report/report.json lists it) into the staging folder,
+    each file checked against its sha256; refuse a report rendered from another gate run, with
+    other parameters or from other tables than those published."""
+    record = ReportRecord.read(params)
+    source = handover.report_dir(params)
+    stale = (
+        "no report was rendered (run the report task)"
+        if record is None
+        else f"the report was rendered for gate run {record.gate_run_id}, not {summary.run_id}"
+        if record.gate_run_id != summary.run_id
+        else "the report was rendered with other parameters"
+        if record.params_fingerprint != handover.params_fingerprint(params)
+        else "the report was rendered from other tables than those published"
+        if record.tables != exported
+        else None
+    )
+    if stale:
+        raise PublishError(
+            f"edition {params.edition}: {stale} ({source}); re-run the report. Nothing published"
+        )
+    assert record is not None
+    for rel, digest in sorted(record.files.items()):
+        target = staging / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source / rel, target)
+        if sha256_file(target) != digest:
+            raise PublishError(
+                f"edition {params.edition}: {source / rel} changed after the report task rendered it "
+                f"(sha256 {sha256_file(target)}, rendered {digest}); re-run the report. Nothing published"
+            )
 
 
 def _validation_record(summary: dict) -> dict[str, Any]:
@@ -402,7 +414,7 @@ def manifest_without_run_fields(manifest: dict[str, Any]) -> dict[str, Any]:
             f.pop("fetched_at", None)
     out["files"] = {k: v for k, v in (out.get("files") or {}).items() if not is_run_record(k) and k != REPORT}
     out["parameters"] = {
-        k: v for k, v in (out.get("parameters") or {}).items() if k not in validate.RUN_ONLY_PARAMETERS
+        k: v for k, v in (out.get("parameters") or {}).items() if k not in RUN_ONLY_PARAMETERS
     }
     return out
 
@@ -423,7 +435,7 @@ def mask_run_fields(text: str, manifest: dict[str, Any]) -> str:
         values.add(str(parameters.get(name) or ""))
     for value in sorted((v for v in values if len(v) >= 4), key=len, reverse=True):
         text = text.replace(value, "(run)")
-    for name in sorted(validate.RUN_ONLY_PARAMETERS):
+    for name in sorted(RUN_ONLY_PARAMETERS):
         text = re.sub(rf"(>\s*{re.escape(name)}\s*</t[hd]>\s*<td[^>]*>)[^<]*", r"\1(run)", text)
     # the gate's results as the report shows them: a run record like validation.html (the
     # stability and completeness checks depend on which editions were published at gate time,
@@ -445,10 +457,8 @@ def input_hashes(manifest: dict[str, Any]) -> dict[str, Any]:
 
 
 def _read_manifest(edition_dir: Path) -> dict[str, Any]:
-    try:
-        return json.loads((edition_dir / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
+    found = Manifest.read(edition_dir)
+    return found.data if found else {}
 
 
 def publication_differences(new: Path, current: Path) -> list[str]:
@@ -471,7 +481,7 @@ def publication_differences(new: Path, current: Path) -> list[str]:
     ]
     new_manifest, old_manifest = _read_manifest(new), _read_manifest(current)
     new_params, old_params = (
-        {k: v for k, v in (m.get("parameters") or {}).items() if k not in validate.RUN_ONLY_PARAMETERS}
+        {k: v for k, v in (m.get("parameters") or {}).items() if k not in RUN_ONLY_PARAMETERS}
         for m in (new_manifest, old_manifest)
     )
     lines += [
@@ -513,22 +523,16 @@ def refusal_before_build(params: RunParams, input_sha256: dict[str, list[str]]) 
     """Would publish refuse this run? Decided right after the pull, before anything is built: an
     edition already published here is replaced only with ``republish=true`` (``_swap_in``), and
     its data can only come out the same when the landed inputs (sha256 per layer) and the
-    parameters that shape the data (those ``validate.params_fingerprint`` covers) are the
+    parameters that shape the data (those ``handover.params_fingerprint`` covers) are the
     published ones. Returns publish's refusal message, or None (publish, unchanged, republish)."""
-    manifest_path = params.edition_output / MANIFEST
-    if params.republish or not manifest_path.exists():
+    if params.republish or not handover.manifest_path(params.edition_output).exists():
         return None
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    published = {
-        layer: sorted(f.get("sha256") or "" for f in entry.get("files", []))
-        for layer, entry in ((manifest.get("inputs") or {}).get("layers") or {}).items()
-    }
-    before = manifest.get("parameters") or {}
+    manifest = Manifest(handover.read_json(handover.manifest_path(params.edition_output)))
+    published = manifest.input_sha256s()
+    before = manifest.parameters
     now = json.loads(json.dumps(params.as_dict(), default=str))
     changed = sorted(
-        k
-        for k in set(now) | set(before)
-        if k not in validate._NOT_FINGERPRINTED and now.get(k) != before.get(k)
+        k for k in set(now) | set(before) if k not in RUN_ONLY_PARAMETERS and now.get(k) != before.get(k)
     )
     if published != {layer: sorted(h or "" for h in v) for layer, v in input_sha256.items()}:
         changed.insert(0, "input files")
@@ -691,7 +695,7 @@ def verify(edition_dir: Path, public_key_file: Path | None = None) -> list[str]:
     if not manifest_path.exists():
         return [f"{manifest_path}: no manifest (edition not published here?)"]
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        manifest = handover.read_json(manifest_path)
         listed_files: dict[str, str] = manifest["files"]
     except (ValueError, KeyError, TypeError) as exc:
         return [f"{manifest_path}: unreadable manifest ({exc})"]

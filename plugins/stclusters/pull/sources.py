@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from stclusters.config import REPO_ROOT
+from stclusters.handover import sha256_file, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -559,14 +560,6 @@ def _chunks(src: Any) -> Iterator[bytes]:
 
 
 # --- landed files and their sidecars -----------------------------------------------------------
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in _chunks(fh):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _sidecars(final: Path) -> tuple[Path, Path]:
     return final.with_name(final.name + ".sha256"), final.with_name(final.name + ".source.json")
 
@@ -589,18 +582,9 @@ def _write_sidecars(
         "etag": fingerprint.etag,
         "modified": fingerprint.modified,
     }
-    _write_text_atomic(meta_path, json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    write_text_atomic(meta_path, json.dumps(meta, indent=2, sort_keys=True) + "\n")
     # sha256sum's format, so `sha256sum -c <file>.sha256` checks a landed file by hand.
-    _write_text_atomic(sha_path, f"{digest}  {final.name}\n")
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_text_atomic(sha_path, f"{digest}  {final.name}\n")
 
 
 def _recorded(final: Path) -> dict[str, Any] | None:

@@ -1446,12 +1446,6 @@ def generate(edition: int, out_dir: Path) -> list[Written]:
     return written
 
 
-def iter_cluster_places(world: World) -> Iterator[tuple[ClusterPlan, SitePlace]]:
-    for c in world.clusters:
-        for s in c.places:
-            yield c, s
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m stclusters.synthetic.sample", description=__doc__.splitlines()[0]

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import duckdb
 
+from stclusters.handover import sql_str
 from stclusters.schema import PATENT_COLUMNS, PUBLICATION_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -213,16 +214,12 @@ class GeneratedWorld:
         }
 
 
-def _sql_str(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def _sql_list(values: tuple[str, ...]) -> str:
-    return "[" + ", ".join(_sql_str(v) for v in values) + "]"
+    return "[" + ", ".join(sql_str(v) for v in values) + "]"
 
 
 def _intensity_values(table: dict[str, float]) -> str:
-    return ", ".join(f"({_sql_str(cc)}, {v})" for cc, v in sorted(table.items()))
+    return ", ".join(f"({sql_str(cc)}, {v})" for cc, v in sorted(table.items()))
 
 
 def _uniform(*parts: str) -> str:
@@ -265,7 +262,7 @@ def _create_places(con: duckdb.DuckDBPyConnection, places_parquet: Path) -> int:
             p.longitude,
             pow(p.population, 1.1) * coalesce(ip.v, {DEFAULT_INTENSITY["patents"]}) as w_p,
             pow(p.population, 1.1) * coalesce(ia.v, {DEFAULT_INTENSITY["publications"]}) as w_a
-        from read_parquet({_sql_str(str(places_parquet))}) as p
+        from read_parquet({sql_str(str(places_parquet))}) as p
         left join intensity_p as ip on p.country_code = ip.cc
         left join intensity_a as ia on p.country_code = ia.cc
         where p.population >= {MIN_PLACE_POPULATION};
@@ -410,7 +407,7 @@ def _write_layer(con: duckdb.DuckDBPyConnection, spec: WorldSpec, layer: str, pa
             select
             {select}
             from ({_addresses_sql(spec, layer)})
-        ) to {_sql_str(str(tmp))} (format csv, header true, compression gzip)
+        ) to {sql_str(str(tmp))} (format csv, header true, compression gzip)
         """
     ).fetchone()
     tmp.replace(path)
