@@ -9,8 +9,11 @@ import pytest
 from stclusters.load.formats.c1 import (
     Address,
     AddressError,
+    _large_city_within,
+    _respelled,
     expand_abbreviations,
     fits_postcode,
+    is_known_city,
     is_organization_unit,
     parse_c1,
 )
@@ -281,3 +284,150 @@ def test_an_author_name_in_c1_is_named_as_such(entry: str) -> None:
 def test_an_unknown_country_stays_an_unknown_country(entry: str) -> None:
     with pytest.raises(AddressError, match=r"^unknown country"):
         parse_c1(entry)
+
+
+# ------------------------------------------------------------------ the parser knows the geocoder's places
+
+
+def test_the_parser_knows_the_places_the_geocoder_finds() -> None:
+    # GeoNames places of 500 inhabitants or more (the embedded gazetteer), not only towns of 15,000
+    assert is_known_city("Radda in Chianti", "IT") and is_known_city("Tihany", "HU")
+    # airport codes are no place names (GeoNames lists "SLP" for San Luis Potosi)
+    assert not is_known_city("Slp", "MX")
+    # a small place named like another place of its country is not known: the geocoder cannot
+    # tell which one is meant
+    assert not is_known_city("Broughton", "GB")
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        # a village with the postcode, then its province: the village
+        (
+            "Univ Siena, Field Stn, I-53017 Radda in Chianti, Siena, Italy.",
+            ("Radda in Chianti", "I-53017", "Siena", "IT"),
+        ),
+        # a known village before an unknown region name is the city
+        ("Forest Res Inst, Field Stn, Tihany, Veszprem Cty, Hungary.", ("Tihany", "", "Veszprem Cty", "HU")),
+        # of two known places in a row, the larger earlier one is the city (a village is named
+        # like the state after it)
+        ("Univ Autonoma Sinaloa, Fac Biol, Culiacan, Sinaloa, Mexico.", ("Culiacan", "", "Sinaloa", "MX")),
+        # ... but a ward before its city stays out
+        ("Hokkaido Univ, Kita Ku, Sapporo, Hokkaido, Japan.", ("Sapporo", "", "Hokkaido", "JP")),
+    ],
+)
+def test_known_city_rules_with_the_full_gazetteer(entry: str, expected: tuple[str, ...]) -> None:
+    assert parsed(entry) == expected
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        # a state written out after a large city is the region (Virginia is also a town in MN)
+        ("Univ Richmond, Dept Biol, Richmond, Virginia, USA.", ("Richmond", "", "Virginia", "US")),
+        # ... not after a street direction: "NW" is no city
+        ("Carnegie Inst Sci, 1530 P St, NW, Washington, DC 20005 USA.", ("Washington", "20005", "DC", "US")),
+        # the state glued to the city
+        ("Univ Massachusetts, Dept Biol, Amherst MA 01003, USA.", ("Amherst", "01003", "MA", "US")),
+    ],
+)
+def test_us_city_and_state(entry: str, expected: tuple[str, ...]) -> None:
+    assert parsed(entry) == expected
+
+
+# ------------------------------------------------------------------ a city segment holding more than the city
+
+
+@pytest.mark.parametrize(
+    ("entry", "city"),
+    [
+        ("Univ Bonn, Inst Crop Sci, D-53115 Bonn Poppelsdorf, Germany.", "Bonn"),
+        ("Univ Lyon, ENS Lyon, Lyon Gerland, France.", "Lyon"),
+        ("Finnish Environm Inst, FI-00014 University of Tampere, Finland.", "Tampere"),
+        ("Univ New South Wales, Sydney N, NSW 2060, Australia.", "Sydney"),
+        # a district of a city, with a code of a country without a postcode table after it
+        ("Inst Teknol Bandung, Jl Ganesha, Bandung Timur, 40132, Indonesia.", "Bandung"),
+    ],
+)
+def test_a_large_city_inside_the_city_segment(entry: str, city: str) -> None:
+    assert parse_c1(entry).city == city
+
+
+def test_a_city_inside_a_segment_must_be_large_and_in_the_us_state() -> None:
+    # Bay Village (Ohio) is "Bay" too, Hickory is in North Carolina: nothing is read
+    assert _large_city_within("East Bay", "US", "CA") is None
+    assert _large_city_within("Hickory Corners", "US", "MI") is None
+    assert _large_city_within("Harvey Mudd College", "US", "") is None  # a US address without its state
+    # a short alternate name of a longer place is not read ("Villers" for Villers-les-Nancy)
+    assert _large_city_within("Villers Sur Bois", "FR", "") is None
+
+
+@pytest.mark.parametrize(
+    ("name", "country", "expected"),
+    [
+        ("Nagoay", "JP", "Nagoya"),  # two letters swapped
+        ("Kaisers Lautern", "DE", "Kaiserslautern"),  # a space added
+        ("Almadinah", "SA", None),  # a name glued to its article is found only when one place fits
+        ("Kaiserslauterm", "DE", "Kaiserslautern"),  # one letter replaced, in a long name
+        ("Lerds", "GB", None),  # ... but not in a short one (Leeds? Lewes?)
+        ("Point Reyes Landing", "US", None),  # a US name needs the state
+    ],
+)
+def test_misspellings_of_large_places(name: str, country: str, expected: str | None) -> None:
+    assert _respelled(name, country) == expected
+
+
+# ------------------------------------------------------------------ other written forms of a known place
+
+
+@pytest.mark.parametrize(
+    ("entry", "city"),
+    [
+        # a post-office box before the place
+        ("CSIRO Land & Water, Private Bag 5, PO Wembley, WA 6913, Australia.", "Wembley"),
+        # capital districts: the capital itself
+        ("Hosp Italiano, Av Peron 4190, C1199 CABA, Argentina.", "Buenos Aires"),
+        ("Inst Nacl Cardiol, Col Seccion 16 14080, DF, Mexico.", "Mexico City"),
+        # a name cut at WoS's 15 characters
+        ("Inst Natl Rech Agron, F-13210 Saint Remy De P, France.", "Saint Remy De Provence"),
+        # an elided article written as a word of its own
+        ("Univ L Aquila, Dipartimento Sci Fis, I-67100 L Aquila, Italy.", "L'Aquila"),
+        # Persian spellings
+        ("Lorestan Univ, Dept Chem, Boroojerd, Iran.", "Borujerd"),
+        # abbreviations of place words
+        ("Inst Canario Invest Agr, Sta Cruz De Tenerife, Spain.", "Santa Cruz De Tenerife"),
+        ("Univ Nacl Comahue, Gen Pico, La Pampa, Argentina.", "General Pico"),
+    ],
+)
+def test_other_written_forms_of_a_known_place(entry: str, city: str) -> None:
+    assert parse_c1(entry).city == city
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        # a region named with its kind
+        ("Inst Geophys, Sanhe, Hebei Province, Peoples R China.", ("Sanhe", "", "Hebei Province", "CN")),
+        # Australian states written out, or glued to the city
+        ("Univ Tasmania, Sch Zool, Hobart, Tasmania 7001, Australia.", ("Hobart", "7001", "Tasmania", "AU")),
+        ("Univ New South Wales, Kensington NSW 2052, Australia.", ("Kensington", "2052", "NSW", "AU")),
+        ("Univ Toronto, Dept Phys, Toronto ON M5S 1A7, Canada.", ("Toronto", "M5S 1A7", "ON", "CA")),
+        # the Palestinian territories, filed under Israel
+        ("An Najah Natl Univ, Dept Phys, Nablus, Palestinian Aut, Israel.", ("Nablus", "", "", "PS")),
+        # a UK outward code alone, an Eircode with its old district, a country prefix with a space
+        ("Imperial Coll, Dept Phys, London SW7, England.", ("London", "SW7", "", "GB")),
+        ("Univ Coll Dublin, Sch Phys, Dublin D04 N2E5 4, Ireland.", ("Dublin", "D04 N2E5", "", "IE")),
+        ("Swiss Fed Res Inst WSL, Birmensdorf, CH 8903, Switzerland.", ("Birmensdorf", "CH 8903", "", "CH")),
+        # a road's kilometre is no city and no postcode
+        ("Inst Invest Agr, Ctra Madrid Km 7, Alcala De Henares, Spain.", ("Alcala De Henares", "", "", "ES")),
+        # a city named like its country, after no other city
+        ("Hosp Mubarak, Dept Surg, Kuwait, Kuwait.", ("Kuwait", "", "", "KW")),
+    ],
+)
+def test_more_grammar(entry: str, expected: tuple[str, ...]) -> None:
+    assert parsed(entry) == expected
+
+
+def test_botanical_garden_is_an_organisation_unit() -> None:
+    assert is_organization_unit("Bot Garden")
+    assert parse_c1("Charles Univ, Bot Garden, Prague, Czech Republic.").city == "Prague"

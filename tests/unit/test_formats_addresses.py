@@ -51,6 +51,14 @@ def test_c1_entries(cell: str, entries: list[str]) -> None:
         ("Bavarian State Inst Forestry, Freising, D-85354, Germany, Germany.", "Freising", "D-85354", "DE"),
         ("Singapore Univ Technol & Design, Singapore, Singapore", "Singapore", "", "SG"),  # a city-state
         ("Univ Tokyo, Tokyo 1138656, Japan.", "Tokyo", "1138656", "JP"),  # Core Collection: unchanged
+        # a city named like its country, the country written once or twice
+        ("Hosp Mubarak, Dept Surg, Kuwait, Kuwait.", "Kuwait", "", "KW"),
+        ("Hosp Mubarak, Dept Surg, Kuwait, Kuwait, Kuwait.", "Kuwait", "", "KW"),
+        # ... but the country twice after another city ("Mexico" also names Mexico City)
+        ("Inst Ecol, Carretera 351, Xalapa, Veracruz, 91070, Mexico, Mexico.", "Xalapa", "91070", "MX"),
+        # Zoological Record's "[long dash]", and a spaced country prefix
+        ("Univ Bern, Baltzerstr 6, CH[long dash]3012 Bern, Switzerland.", "Bern", "CH-3012", "CH"),
+        ("Leibniz Inst, Muggelseedamm 310, D - 12587 Berlin, Germany.", "Berlin", "D-12587", "DE"),
     ],
 )
 def test_normalise_entry(entry: str, city: str, postal: str, country: str) -> None:

@@ -433,3 +433,43 @@ def test_the_named_city_rule_is_checked_against_parsed_cities(capsys) -> None:
     counts = places.check([WORKS])
     assert counts["no city named"] >= 2 and sum(counts.values()) >= 3
     assert not [k for k in counts if k.startswith("farther")]
+
+
+def test_a_parsed_city_the_gazetteer_does_not_know_gives_way_to_the_named_city(tmp_path: Path) -> None:
+    def inst(i: int, name: str, country: str) -> dict[str, str]:
+        return {"id": f"https://openalex.org/I{i}", "display_name": name, "country_code": country}
+
+    work = {
+        "id": "https://openalex.org/W9",
+        "publication_year": 2021,
+        "type": "article",
+        "authorships": [
+            # the raw string's last part is a city and a department glued: the city it names
+            {
+                "institutions": [inst(1, "University of California, Irvine", "US")],
+                "raw_affiliation_strings": ["University of California, Irvine - Department of Economics"],
+            },
+            # a raw string whose city the gazetteer knows wins over one whose city it does not
+            {
+                "institutions": [inst(2, "University of Bristol", "GB")],
+                "raw_affiliation_strings": [
+                    "School of Biology, Woodland Field Station, UK",
+                    "School of Biology, Bristol BS8 1TQ, UK",
+                ],
+            },
+            # no city anywhere: nothing is invented
+            {
+                "institutions": [inst(3, "Science Policy Council", "GB")],
+                "raw_affiliation_strings": ["Policy Unit"],
+            },
+        ],
+    }
+    src = tmp_path / "works.jsonl"
+    src.write_text(json.dumps(work) + "\n")
+    out = tmp_path / "o.csv.gz"
+    convert("openalex", [src], "publications", out)
+    assert [(r["organization"], r["city"], bool(r["latitude"])) for r in rows(out)] == [
+        ("University of California, Irvine", "Irvine", True),
+        ("University of Bristol", "Bristol", False),
+        ("Science Policy Council", "", False),
+    ]

@@ -380,8 +380,14 @@ def _read_cities(path: Path) -> tuple[list[Place], dict[int, list[str]]]:
 
 
 # IATA airport codes sit among GeoNames' alternate names ("TYO", "MUC"); as city keys they only
-# produce false hits on abbreviations, so they are left out.
+# produce false hits on abbreviations ("Slp" for the state San Luis Potosi), so they are left out.
 _IATA_CODE = re.compile(r"^[A-Z]{3}$")
+
+
+def is_airport_code(alternate_name: str) -> bool:
+    """True for an alternate name that is an IATA airport code: never a name key of the place
+    (the geocoder's names table and the address parser's known cities leave them out alike)."""
+    return _IATA_CODE.match(alternate_name) is not None
 
 
 def _name_rows(places: Iterable[Place], alternates: dict[int, list[str]]) -> list[tuple[str, int, bool]]:
@@ -392,7 +398,7 @@ def _name_rows(places: Iterable[Place], alternates: dict[int, list[str]]) -> lis
         if main:
             rows[(main, place.geonameid)] = True
         for alt in alternates.get(place.geonameid, ()):
-            if not alt or _IATA_CODE.match(alt):
+            if not alt or is_airport_code(alt):
                 continue
             key = normalize_name(alt)
             if key and (key, place.geonameid) not in rows:

