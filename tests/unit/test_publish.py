@@ -42,6 +42,27 @@ def published(small_edition) -> config.RunParams:
     return params
 
 
+def test_manifest_counts_quarantine_per_unit_and_reason_never_summing_units(small_edition) -> None:
+    """A lost record and a lost address are different units (issue 17, item 11): the manifest
+    gives each unit per reason, and rows_quarantined counts only the layer's rows (addresses)."""
+    import duckdb
+
+    params = small_edition()
+    con = duckdb.connect(str(params.duckdb_path))
+    try:
+        con.execute(
+            "insert into raw.quarantine (layer, source_file, source_line, field, reason, raw_record, unit) "
+            "values ('publications', 'x.txt', 3, 'C1', 'no country', '', 'address'), "
+            "('publications', 'x.txt', 9, 'C1', 'no country', '', 'address'), "
+            "('publications', 'x.txt', 20, '*', 'C1 and RP empty', '', 'record')"
+        )
+    finally:
+        con.close()
+    layer = publish._inputs(params)["layers"]["publications"]
+    assert layer["quarantined"] == {"address": {"no country": 2}, "record": {"C1 and RP empty": 1}}
+    assert layer["rows_quarantined"] == 2
+
+
 def test_manifest_records_inputs_versions_validation_and_checksums(published: config.RunParams) -> None:
     target = published.edition_output
     manifest = json.loads((target / "manifest.json").read_text())

@@ -143,7 +143,14 @@ def _inputs(params: RunParams) -> dict[str, Any]:
     stats = LoadStats.read(params).files
     con = duckdb.connect(str(params.duckdb_path), read_only=True)
     try:
-        quarantine = dict(con.execute("select layer, count(*) from raw.quarantine group by layer").fetchall())
+        # quarantine per unit and reason (a Web of Science record and one of its addresses are
+        # different units: never summed); rows_quarantined counts the layer's rows, i.e. addresses
+        quarantined: dict[str, dict[str, dict[str, int]]] = {}
+        for layer, unit, reason, n in con.execute(
+            "select layer, coalesce(unit, 'address'), reason, count(*) from raw.quarantine "
+            "group by all order by all"
+        ).fetchall():
+            quarantined.setdefault(layer, {}).setdefault(unit, {})[reason] = n
         rows = {layer: con.execute(f"select count(*) from raw.{layer}").fetchall()[0][0] for layer in LAYERS}
         documents = _documents_landed(con)
         loaded_files = con.execute(
@@ -183,7 +190,8 @@ def _inputs(params: RunParams) -> dict[str, Any]:
             "files": files,
             "canonical_files": canonical,
             "rows_loaded": rows[layer],
-            "rows_quarantined": quarantine.get(layer, 0),
+            "rows_quarantined": sum(quarantined.get(layer, {}).get("address", {}).values()),
+            "quarantined": quarantined.get(layer, {}),
             "documents_landed": documents.get(layer),
         }
     gazetteer = {
