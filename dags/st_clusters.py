@@ -19,13 +19,12 @@ value from config/sources.yml, the environment or the schema's defaults (README,
 from __future__ import annotations
 
 import os
-from datetime import timedelta
 
 import pendulum
 from airflow.sdk import Asset, chain, dag, task, task_group
 
 # The parameter schema (pydantic and PyYAML only; tests/dags checks that it stays that light).
-from stclusters.config import dag_params
+from stclusters.config import dag_params, dag_task_timeout
 
 # Kept literal (not imported from stclusters.pull.editions.SCHEDULE) so that parsing this file imports
 # nothing of ours but the parameter schema; tests/dags checks that both agree.
@@ -35,7 +34,7 @@ SCHEDULE = "0 3 1 3 *"
 DUCKDB_POOL = os.environ.get("STCLUSTERS_AIRFLOW_POOL", "default_pool")
 # Every task's execution_timeout: RunParams.task_timeout_minutes (README), from the environment
 # only, since it is read when this file is parsed; tests/unit/test_config.py checks the default.
-TASK_TIMEOUT = timedelta(minutes=int(os.environ.get("STCLUSTERS_TASK_TIMEOUT_MINUTES", "240")))
+TASK_TIMEOUT = dag_task_timeout()
 
 
 # The published files, as Assets: one stable name per file whatever the edition and output

@@ -30,6 +30,7 @@ import json
 import os
 import sys
 from collections.abc import Iterable, Mapping
+from datetime import timedelta
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -518,6 +519,19 @@ def markdown_table() -> str:
         cells = [f"`{name}`", f"`{_default_text(f.default)}`", type_name(name), _allowed_text(name)]
         lines.append("| " + " | ".join([*cells, description(name)]) + " |")
     return "\n".join(lines)
+
+
+def dag_task_timeout(environ: Mapping[str, str] | None = None) -> timedelta:
+    """Every DAG task's execution_timeout: task_timeout_minutes from the environment (checked
+    like any run parameter) or the schema's default; read when the DAG file is parsed."""
+    env = os.environ if environ is None else environ
+    variable = ENV_PREFIX + "TASK_TIMEOUT_MINUTES"
+    minutes = (
+        _coerce("task_timeout_minutes", env[variable], f"environment {variable}")
+        if env.get(variable, "") != ""
+        else RunParams.task_timeout_minutes
+    )
+    return timedelta(minutes=minutes)
 
 
 def dag_params(environ: Mapping[str, str] | None = None) -> dict[str, Any]:

@@ -138,10 +138,16 @@ def test_new_parameters_are_checked() -> None:
 
 
 def test_dag_task_timeout_default_is_the_run_parameter_default() -> None:
+    from datetime import timedelta
+
+    from stclusters.config import dag_task_timeout
+
+    assert dag_task_timeout({}) == timedelta(minutes=RunParams.task_timeout_minutes)
+    assert dag_task_timeout({"STCLUSTERS_TASK_TIMEOUT_MINUTES": "9"}) == timedelta(minutes=9)
+    with pytest.raises(ConfigError, match="STCLUSTERS_TASK_TIMEOUT_MINUTES"):
+        dag_task_timeout({"STCLUSTERS_TASK_TIMEOUT_MINUTES": "0"})
     text = (REPO / "dags" / "st_clusters.py").read_text(encoding="utf-8")
-    default = re.search(r'"STCLUSTERS_TASK_TIMEOUT_MINUTES", "(\d+)"', text)
-    assert default and int(default.group(1)) == RunParams.task_timeout_minutes
-    assert '"execution_timeout": TASK_TIMEOUT' in text
+    assert "TASK_TIMEOUT = dag_task_timeout()" in text and '"execution_timeout": TASK_TIMEOUT' in text
 
 
 def test_every_dag_task_has_the_execution_timeout(monkeypatch: pytest.MonkeyPatch) -> None:

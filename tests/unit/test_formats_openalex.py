@@ -430,7 +430,9 @@ def test_place_less_raw_affiliations_fall_back_to_the_named_city(tmp_path: Path)
 def test_the_named_city_rule_is_checked_against_parsed_cities(capsys) -> None:
     # the snapshot fixture: "Massachusetts Institute of Technology" names no city of its own
     # ("Massachusetts" is a state), "Huawei Technologies (China)" none either
-    counts = places.check([WORKS])
+    import places_check  # tools/ (pytest's pythonpath)
+
+    counts = places_check.check([WORKS])
     assert counts["no city named"] >= 2 and sum(counts.values()) >= 3
     assert not [k for k in counts if k.startswith("farther")]
 

@@ -66,11 +66,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 # Imports that close a circle and are left to their module's owner, each with why. The test fails
 # when one of them is gone (remove it here) as well as on any other circle.
-KNOWN_CIRCLE_EDGES = {
-    # places.check, a developer tool, converts exports with formats.convert (a function-level
-    # import), and formats imports the adapters that import places: move check out of places
-    ("stclusters.load.formats.places", "stclusters.load.formats"),
-}
+KNOWN_CIRCLE_EDGES: set[tuple[str, str]] = set()
 
 
 def test_the_package_has_no_import_circle() -> None:
