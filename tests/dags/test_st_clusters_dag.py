@@ -130,7 +130,9 @@ def test_schedule_is_yearly_and_matches_editions(dag) -> None:
 def test_dag_file_imports_only_the_light_parameter_schema_at_parse_time() -> None:
     text = (DAGS / "st_clusters.py").read_text()
     top = [line for line in text.splitlines() if line.startswith(("import ", "from "))]
-    assert [line for line in top if "stclusters" in line] == ["from stclusters.config import dag_params, dag_task_timeout"]
+    assert [line for line in top if "stclusters" in line] == [
+        "from stclusters.config import dag_params, dag_task_timeout"
+    ]
     # beyond what the DAG file's own `import airflow.sdk` loads: the schema, pydantic and PyYAML
     code = (
         "import json, sys; import airflow.sdk; before = set(sys.modules); "
