@@ -165,12 +165,12 @@ def _first_line(path: str) -> list[str]:
 
 
 def landed_files(conf: dict) -> list[Path]:
-    landing = tasks.landing_dir(config.resolve(conf))
+    landing = handover.landing_dir(config.resolve(conf))
     return sorted(p for p in landing.rglob("*") if p.is_file()) if landing.exists() else []
 
 
 def landed_record(conf: dict) -> dict:
-    return json.loads((tasks.landing_dir(config.resolve(conf)) / "landed.json").read_text())
+    return json.loads((handover.landing_dir(config.resolve(conf)) / "landed.json").read_text())
 
 
 def test_body_cut_short_is_retried_then_refused_and_nothing_lands(
@@ -355,7 +355,7 @@ def test_bad_or_oversized_files_are_refused_at_the_pull_without_echoing_them(
     assert time.monotonic() - started < 20  # bounded reads: 64 MiB of zeros are not read whole
     assert "patents.csv.gz" in str(err.value)
     assert secret not in str(err.value) and secret not in caplog.text
-    assert not (tasks.landing_dir(config.resolve(conf)) / "landed.json").exists()
+    assert not (handover.landing_dir(config.resolve(conf)) / "landed.json").exists()
 
 
 def test_killed_loads_and_old_landings_are_cleaned_up(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -372,7 +372,7 @@ def test_killed_loads_and_old_landings_are_cleaned_up(root: Path, monkeypatch: p
     conf = use_sources(root, monkeypatch, "leftovers", str(src / "patents-2023.csv.gz"), articles)
     tasks.pull(conf)
     params = config.resolve(conf)
-    assert sorted(p.name for p in (tasks.landing_dir(params) / "patents").iterdir()) == [
+    assert sorted(p.name for p in (handover.landing_dir(params) / "patents").iterdir()) == [
         "patents-2023.csv.gz",
         "patents-2023.csv.gz.sha256",
         "patents-2023.csv.gz.source.json",
@@ -515,7 +515,7 @@ def test_over_cap_lines_of_converted_formats_are_refused_at_the_pull(
     with pytest.raises(FormatError, match=OVER_CAP[case]):
         tasks.pull(conf)
     assert time.monotonic() - started < 20
-    assert not (tasks.landing_dir(config.resolve(conf)) / "landed.json").exists()
+    assert not (handover.landing_dir(config.resolve(conf)) / "landed.json").exists()
 
 
 def test_openalex_line_over_the_cap_is_quarantined_and_an_oversized_page_refused(
