@@ -622,8 +622,12 @@ def test_s3_sources_are_pulled_with_size_and_etag_checked(
     moto_server = pytest.importorskip("moto.server")
     boto3 = pytest.importorskip("boto3")
     s3fs = pytest.importorskip("s3fs")
+    # moto keeps its buckets in the process, whichever server serves them: a bucket of its own,
+    # removed at the end, so that tests/unit/test_sources_s3.py finds none of it
+    BUCKET = "stc-e2e-input-faults"
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
+    bucket = None
     try:
         for name, value in {
             "AWS_ACCESS_KEY_ID": "testing",
@@ -634,13 +638,13 @@ def test_s3_sources_are_pulled_with_size_and_etag_checked(
             monkeypatch.setenv(name, value)
         s3fs.S3FileSystem.clear_instance_cache()
         bucket = boto3.client("s3")
-        bucket.create_bucket(Bucket="stc-dumps")
+        bucket.create_bucket(Bucket=BUCKET)
         body = gzip.compress(text(30, PATENT, PATENT_COLUMNS), mtime=0)
-        bucket.put_object(Bucket="stc-dumps", Key="2023/patents.csv.gz", Body=body)
+        bucket.put_object(Bucket=BUCKET, Key="2023/patents.csv.gz", Body=body)
         bucket.put_object(
-            Bucket="stc-dumps", Key="2023/publications.csv.gz", Body=articles_file(root).read_bytes()
+            Bucket=BUCKET, Key="2023/publications.csv.gz", Body=articles_file(root).read_bytes()
         )
-        uris = ("s3://stc-dumps/2023/patents.csv.gz", "s3://stc-dumps/2023/publications.csv.gz")
+        uris = (f"s3://{BUCKET}/2023/patents.csv.gz", f"s3://{BUCKET}/2023/publications.csv.gz")
         conf = use_sources(root, monkeypatch, "s3", *uris)
         tasks.pull(conf)
         [landed] = landed_record(conf)["layers"]["patents"]["files"]
@@ -649,7 +653,7 @@ def test_s3_sources_are_pulled_with_size_and_etag_checked(
         tasks.pull(conf)
         assert landed_record(conf)["layers"]["patents"]["files"][0]["reused"] is True  # same ETag
         osaka = gzip.compress(text(30, PATENT.replace("Tokyo", "Osaka"), PATENT_COLUMNS), mtime=0)
-        bucket.put_object(Bucket="stc-dumps", Key="2023/patents.csv.gz", Body=osaka)
+        bucket.put_object(Bucket=BUCKET, Key="2023/patents.csv.gz", Body=osaka)
         tasks.pull(conf)
         [landed] = landed_record(conf)["layers"]["patents"]["files"]
         assert (landed["sha256"], landed["reused"]) == (sha256(osaka).hexdigest(), False)
@@ -659,5 +663,9 @@ def test_s3_sources_are_pulled_with_size_and_etag_checked(
         with pytest.raises(SourceError, match=rf"sha256 mismatch: got {sha256(osaka).hexdigest()}"):
             tasks.pull(conf)
     finally:
+        if bucket is not None:
+            for key in bucket.list_objects_v2(Bucket=BUCKET).get("Contents", []):
+                bucket.delete_object(Bucket=BUCKET, Key=key["Key"])
+            bucket.delete_bucket(Bucket=BUCKET)
         server.stop()
         s3fs.S3FileSystem.clear_instance_cache()

@@ -42,6 +42,8 @@ def s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
     monkeypatch.setitem(fsspec.config.conf, "s3", {"endpoint_url": s3_endpoint})
     s3fs.S3FileSystem.clear_instance_cache()
     fs = fsspec.filesystem("s3")
+    if fs.exists(BUCKET):  # moto keeps buckets per process: a failed test may have left it
+        fs.rm(BUCKET, recursive=True)
     fs.mkdir(BUCKET)
     yield fs
     fs.rm(BUCKET, recursive=True)
