@@ -104,3 +104,23 @@ class Base:
     published_hashes: dict[str, str]
     good: dict[str, Rows]
     gazetteer: Path  # cache_root for share_gazetteer
+
+
+def signing_keypair(folder: Path) -> tuple[Path, Path]:
+    """A fresh Ed25519 key pair as PEM files in ``folder`` (private, public), for signed manifests."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    private, public = folder / "signing.pem", folder / "signing.pub.pem"
+    private.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    public.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return private, public

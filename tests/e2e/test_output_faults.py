@@ -26,7 +26,7 @@ from stclusters.publish import publish
 from stclusters.report import step
 from stclusters.runlock import RunLocked
 from stclusters.schema import PUBLICATION_COLUMNS
-from worlds import PATENT_YEARS, Base, share_gazetteer, tree_hashes, world_rows, write_dump
+from worlds import PATENT_YEARS, Base, share_gazetteer, signing_keypair, tree_hashes, world_rows, write_dump
 
 pytestmark = pytest.mark.e2e
 
@@ -198,26 +198,6 @@ def test_fault_7_paths_are_refused_before_anything_runs(
     assert not (config.REPO_ROOT / "output" / "ws").exists()
 
 
-def _keypair(folder: Path) -> tuple[Path, Path]:
-    """An Ed25519 key pair as PEM files, as `openssl genpkey -algorithm ed25519` makes them."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    key = Ed25519PrivateKey.generate()
-    private, public = folder / "signing.pem", folder / "signing.pub.pem"
-    private.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    public.write_bytes(
-        key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
-    return private, public
-
-
 def _verify_cli(output_dir: Path, *args: str) -> subprocess.CompletedProcess:
     """`python -m stclusters verify` (what `make verify` runs) for edition 2023 of ``output_dir``."""
     env = _env()
@@ -318,7 +298,7 @@ def test_fault_3_8_9_changed_data_is_refused_a_crashed_republish_is_repaired_and
     assert not list(out.glob(".republish-*")) and not list(out.glob(".staging-*"))
 
     # republish=true archives the published version and publishes the new one, signed
-    private, public = _keypair(tmp_path)
+    private, public = signing_keypair(tmp_path)
     monkeypatch.setenv(publish.SIGNING_KEY_FILE_ENV, str(private))
     assert tasks.publish_edition(again)["outcome"].startswith("republished")
     [archived] = (out / "_archive" / "2023").iterdir()

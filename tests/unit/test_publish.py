@@ -18,6 +18,7 @@ from stclusters.handover import sha256_file
 from stclusters.publish import publish
 from stclusters.publish.publish import PublishError
 from stclusters.report import step
+from worlds import signing_keypair
 
 
 def publish_edition(params: config.RunParams) -> dict:
@@ -248,26 +249,6 @@ def test_stale_staging_is_removed_and_an_interrupted_republish_is_rolled_back(
     assert publish.verify(target) == []
 
 
-def _keypair(tmp_path: Path) -> tuple[Path, Path]:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    key = Ed25519PrivateKey.generate()
-    private = tmp_path / "signing.pem"
-    public = tmp_path / "signing.pub.pem"
-    private.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    public.write_bytes(
-        key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
-    return private, public
-
-
 def _edit_file_and_manifest(edition: Path) -> None:
     """An attacker's edit: a published file and its sha256 in the manifest, together."""
     ranking = edition / "ranking.csv"
@@ -281,7 +262,7 @@ def _edit_file_and_manifest(edition: Path) -> None:
 def test_signed_manifest_catches_a_file_and_manifest_edited_together(
     small_edition, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    private, public = _keypair(tmp_path)
+    private, public = signing_keypair(tmp_path)
     monkeypatch.setenv(publish.SIGNING_KEY_FILE_ENV, str(private))
     params = small_edition()
     validate.run_gate(params)
