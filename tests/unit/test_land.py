@@ -273,6 +273,32 @@ def test_scan_file_counts_lines_and_refuses_above_the_cap(tmp_path: Path) -> Non
         scan_file(big, max_bytes=4 << 20)
 
 
+@pytest.mark.parametrize("damage", ["truncated", "flipped byte", "bad crc", "not gzip after the magic"])
+def test_scan_file_names_the_file_of_a_broken_gzip(tmp_path: Path, damage: str) -> None:
+    """The ISA-L reader's own errors (not OSErrors) still become a LoadError naming the file."""
+    import gzip
+    import random
+
+    from stclusters.load.land import scan_file
+
+    text = "".join(
+        f"WOS:{i},2019,Article,1,Org {random.Random(i).random()},Tokyo,,,JP,,,Physics\n" for i in range(20000)
+    )
+    data = bytearray(gzip.compress(text.encode(), mtime=0))
+    if damage == "truncated":
+        data = data[: len(data) // 2]
+    elif damage == "flipped byte":
+        data[len(data) // 2] ^= 0xFF
+    elif damage == "bad crc":
+        data[-8] ^= 0xFF
+    else:
+        data = bytearray(b"\x1f\x8b" + b"plain text, no deflate stream" * 10)
+    path = tmp_path / "p.csv.gz"
+    path.write_bytes(bytes(data))
+    with pytest.raises(LoadError, match=r"p\.csv\.gz: cannot read"):
+        scan_file(path)
+
+
 def test_quarantine_lines_are_file_lines_with_embedded_newlines(tmp_path: Path) -> None:
     text = "\n".join(
         [

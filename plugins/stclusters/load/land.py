@@ -14,7 +14,6 @@ complete, so a failed load leaves the previous database as it was.
 from __future__ import annotations
 
 import csv
-import gzip
 import logging
 import os
 import re
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import IO
 
 import duckdb
+from isal import igzip, isal_zlib
 
 from stclusters.config import RunParams
 from stclusters.handover import sql_str
@@ -115,10 +115,16 @@ ROW_UNIT = ADDRESS
 _COLUMN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_ .-]{0,63}$")
 
 
+# Reading a gzip file: ISA-L's decompressor (python-isal), several times faster than zlib's on
+# the world-scale dumps the pull step counts (docs/performance.md); its data errors are not
+# OSErrors, hence the tuple.
+_READ_ERRORS = (OSError, EOFError, isal_zlib.error)
+
+
 def _open_binary(path: Path) -> IO[bytes]:
     with open(path, "rb") as fh:
         magic = fh.read(2)
-    return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
+    return igzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
 
 
 def read_header(path: Path) -> list[str]:
@@ -130,7 +136,7 @@ def read_header(path: Path) -> list[str]:
     try:
         with _open_binary(path) as fh:
             first = fh.readline(MAX_HEADER_BYTES + 1)
-    except (OSError, EOFError) as exc:
+    except _READ_ERRORS as exc:
         raise LoadError(f"{path}: cannot read the header line: {exc}") from exc
     if len(first) > MAX_HEADER_BYTES:
         raise LoadError(
@@ -201,7 +207,7 @@ def scan_file(path: Path, max_bytes: int | None = None) -> FileScan:
                         "parameter max_input_gib: refused without reading further. If the file is genuine, "
                         "raise max_input_gib"
                     )
-    except (OSError, EOFError) as exc:
+    except _READ_ERRORS as exc:
         raise LoadError(f"{path}: cannot read: {exc}") from exc
     return FileScan(size, lines + (1 if size and last != b"\n" else 0))
 

@@ -3,13 +3,13 @@
 -- shares) reads this compact table instead of the address rows.
 with
 
-addresses as (
+addresses as not materialized (
 
     select * from {{ ref('int_addresses_weighted') }}
 
 ),
 
-placed as (
+placed as not materialized (
 
     select * from {{ ref('int_address_keys_placed') }}
 

@@ -4,20 +4,20 @@
 -- (int_addresses_geocoded, one row per key, holds its text).
 with
 
-inventors as (
+inventors as not materialized (
 
     select * from {{ ref('stg_patents__inventors') }}
 
 ),
 
-author_addresses as (
+author_addresses as not materialized (
 
     select * from {{ ref('stg_publications__addresses') }}
 
 ),
 
 -- both layers' addresses under their common columns (patents: document_type 'patent')
-unioned as (
+unioned as not materialized (
 
     select * exclude (publication_date, ipc) from inventors
     union all by name
@@ -25,7 +25,7 @@ unioned as (
 
 ),
 
-counted as (
+counted as not materialized (
 
     select
         layer,

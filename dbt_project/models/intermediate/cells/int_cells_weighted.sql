@@ -2,7 +2,7 @@
 -- fractional counts of the addresses located in it.
 with
 
-located as (
+located as not materialized (
 
     select * from {{ ref('int_addresses_located') }}
 

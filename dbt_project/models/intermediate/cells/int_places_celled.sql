@@ -1,7 +1,7 @@
 -- Every gazetteer place on the grid: for cluster populations (S&T intensity) and naming.
 with
 
-places as (
+places as not materialized (
 
     select * from {{ ref('stg_gazetteer__places') }}
 

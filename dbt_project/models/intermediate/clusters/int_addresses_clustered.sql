@@ -3,19 +3,19 @@
 -- Summing weight per cluster_id and layer gives exactly the clusters' pct_count / pub_count.
 with
 
-addresses as (
+addresses as not materialized (
 
     select * from {{ ref('int_addresses_weighted') }}
 
 ),
 
-placed as (
+placed as not materialized (
 
     select * from {{ ref('int_address_keys_placed') }}
 
 ),
 
-merged as (
+merged as not materialized (
 
     select * from {{ ref('int_clusters_merged') }}
 

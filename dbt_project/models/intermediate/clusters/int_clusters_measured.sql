@@ -4,25 +4,25 @@
 -- geocoded or not: an address that could not be located lowers every cluster's share.
 with
 
-addresses as (
+addresses as not materialized (
 
     select * from {{ ref('int_addresses_weighted') }}
 
 ),
 
-merged as (
+merged as not materialized (
 
     select * from {{ ref('int_clusters_merged') }}
 
 ),
 
-cells as (
+cells as not materialized (
 
     select * from {{ ref('int_cells_weighted') }}
 
 ),
 
-places as (
+places as not materialized (
 
     select * from {{ ref('int_places_celled') }}
 

@@ -5,25 +5,25 @@
 -- Economies: countries bringing at least var('economy_min_share') of the score, largest first.
 with
 
-located as (
+located as not materialized (
 
     select * from {{ ref('int_addresses_located') }}
 
 ),
 
-merged as (
+merged as not materialized (
 
     select * from {{ ref('int_clusters_merged') }}
 
 ),
 
-measured as (
+measured as not materialized (
 
     select * from {{ ref('int_clusters_measured') }}
 
 ),
 
-places as (
+places as not materialized (
 
     select * from {{ ref('stg_gazetteer__places') }}
 

@@ -4,13 +4,13 @@
 -- largest city would inflate that city's cluster, so it counts in the world totals only.
 with
 
-geocoded as (
+geocoded as not materialized (
 
     select * from {{ ref('int_addresses_geocoded') }}
 
 ),
 
-celled as (
+celled as not materialized (
 
     select * from {{ ref('int_locations_celled') }}
 

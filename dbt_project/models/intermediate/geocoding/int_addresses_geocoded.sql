@@ -3,37 +3,37 @@
 -- Rules and known failure cases: docs/geocoding.md.
 with
 
-inventors as (
+inventors as not materialized (
 
     select * from {{ ref('stg_patents__inventors') }}
 
 ),
 
-author_addresses as (
+author_addresses as not materialized (
 
     select * from {{ ref('stg_publications__addresses') }}
 
 ),
 
-places as (
+places as not materialized (
 
     select * from {{ ref('stg_gazetteer__places') }}
 
 ),
 
-place_names as (
+place_names as not materialized (
 
     select * from {{ ref('stg_gazetteer__names') }}
 
 ),
 
-regions as (
+regions as not materialized (
 
     select * from {{ ref('stg_gazetteer__regions') }}
 
 ),
 
-postal_codes as (
+postal_codes as not materialized (
 
     select * from {{ ref('stg_gazetteer__postal_codes') }}
 
@@ -451,8 +451,11 @@ region_located as (
 
 -- the gazetteer place of a point (given coordinates, postal-code centroids): within 5 km, the
 -- one with the largest population / (1 + km)^2, so that a neighbourhood entry next door
--- (Cambridgeport) does not win over its city (Cambridge, MA); places are searched in the
--- 3 x 3 cells of a 0.1-degree grid around the point
+-- (Cambridgeport) does not win over its city (Cambridge, MA); places are searched in the cells
+-- of a 0.1-degree grid that a 5 km disk around the point can reach, at most the 3 x 3 cells
+-- around it: 5 km is at most 0.0451 degree of latitude, and of longitude at most 0.0451 / cos of
+-- the largest latitude within reach (a place farther along either axis is more than 5 km away),
+-- so most points search 1 to 4 cells instead of 9 (the same candidates within 5 km)
 points as (
 
     select
@@ -471,15 +474,50 @@ points as (
 
 ),
 
+point_reach as (
+
+    select
+        address_key,
+        latitude,
+        longitude,
+        cast(floor(latitude * 10) as integer) as lat_cell,
+        cast(floor(longitude * 10) as integer) as lon_cell,
+        0.0451 as lat_margin,
+        0.0451 / cos(radians(least(abs(latitude) + 0.05, 89.99))) as lon_margin
+    from points
+
+),
+
+-- one row per reachable latitude row of cells, then per reachable cell in it (two unnests in
+-- one select would pair their elements instead of crossing them)
+point_rows as (
+
+    select
+        address_key,
+        latitude,
+        longitude,
+        lon_cell,
+        lon_margin,
+        unnest(range(
+            greatest(cast(floor((latitude - lat_margin) * 10) as integer), lat_cell - 1),
+            least(cast(floor((latitude + lat_margin) * 10) as integer), lat_cell + 1) + 1
+        )) as lat_cell
+    from point_reach
+
+),
+
 point_cells as (
 
     select
         address_key,
         latitude,
         longitude,
-        cast(floor(latitude * 10) as integer) + unnest([-1, -1, -1, 0, 0, 0, 1, 1, 1]) as lat_cell,
-        cast(floor(longitude * 10) as integer) + unnest([-1, 0, 1, -1, 0, 1, -1, 0, 1]) as lon_cell
-    from points
+        lat_cell,
+        unnest(range(
+            greatest(cast(floor((longitude - lon_margin) * 10) as integer), lon_cell - 1),
+            least(cast(floor((longitude + lon_margin) * 10) as integer), lon_cell + 1) + 1
+        )) as lon_cell
+    from point_rows
 
 ),
 

@@ -1,7 +1,7 @@
 -- The H3 cell of every distinct geocoded location: one UDF call per location, not per address.
 with
 
-geocoded as (
+geocoded as not materialized (
 
     select * from {{ ref('int_addresses_geocoded') }}
 

@@ -4,7 +4,7 @@
 -- cluster appear; links and collaboration shares are computed from here.
 with
 
-addresses as (
+addresses as not materialized (
 
     select * from {{ ref('int_addresses_clustered') }}
 

@@ -6,7 +6,7 @@
 -- so it runs beside geocoding and clustering instead of after them.
 with
 
-addresses as (
+addresses as not materialized (
 
     select * from {{ ref('int_addresses_weighted') }}
 

@@ -8,19 +8,19 @@
 -- fractional count.
 with
 
-addresses as (
+addresses as not materialized (
 
     select * from {{ ref('int_addresses_clustered') }}
 
 ),
 
-document_clusters as (
+document_clusters as not materialized (
 
     select * from {{ ref('int_links_documents') }}
 
 ),
 
-named as (
+named as not materialized (
 
     select * from {{ ref('int_clusters_named') }}
 

@@ -5,19 +5,19 @@
 -- every document sum to exactly 1.
 with
 
-inventors as (
+inventors as not materialized (
 
     select * from {{ ref('stg_patents__inventors') }}
 
 ),
 
-author_addresses as (
+author_addresses as not materialized (
 
     select * from {{ ref('stg_publications__addresses') }}
 
 ),
 
-concordance as (
+concordance as not materialized (
 
     select * from {{ ref('ipc_technology_fields') }}
 
@@ -146,32 +146,37 @@ fields as (
 
 ),
 
-with_unclassified as (
+-- a document's number of fields (at least 1: an unclassified document keeps one null field), by
+-- aggregate and join: cheaper at world scale than a window partitioned by document
+field_counts as (
 
     select
-        documents.layer,
-        documents.document_id,
-        fields.field_number,
-        fields.field_name,
-        fields.sector
-    from documents
-    left join fields
-        on
-            documents.layer = fields.layer
-            and documents.document_id = fields.document_id
+        layer,
+        document_id,
+        count(*) as n_fields
+    from fields
+    group by layer, document_id
 
 ),
 
 final as (
 
     select
-        layer,
-        document_id,
-        field_number,
-        field_name,
-        sector,
-        1.0 / count(*) over (partition by layer, document_id) as field_share
-    from with_unclassified
+        documents.layer,
+        documents.document_id,
+        fields.field_number,
+        fields.field_name,
+        fields.sector,
+        1.0 / coalesce(field_counts.n_fields, 1) as field_share
+    from documents
+    left join fields
+        on
+            documents.layer = fields.layer
+            and documents.document_id = fields.document_id
+    left join field_counts
+        on
+            documents.layer = field_counts.layer
+            and documents.document_id = field_counts.document_id
 
 )
 

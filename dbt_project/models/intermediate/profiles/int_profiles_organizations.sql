@@ -4,14 +4,14 @@
 -- frequent spelling in the whole window (ties: alphabetical), so a name is the same everywhere.
 with
 
-addresses as (
+addresses as not materialized (
 
     select * from {{ ref('int_addresses_clustered') }}
 
 ),
 
 -- the key of every spelling, normalised once per distinct spelling
-spellings as (
+spellings as not materialized (
 
     select * from {{ ref('int_organization_spellings') }}
 

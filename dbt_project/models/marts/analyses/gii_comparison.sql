@@ -9,43 +9,43 @@
 -- Only meaningful for the 2023 edition: empty otherwise.
 with
 
-published as (
+published as not materialized (
 
     select * from {{ ref('gii_2023_published') }}
 
 ),
 
-names as (
+names as not materialized (
 
     select * from {{ ref('stg_gazetteer__names') }}
 
 ),
 
-places as (
+places as not materialized (
 
     select * from {{ ref('int_places_celled') }}
 
 ),
 
-located as (
+located as not materialized (
 
     select * from {{ ref('int_addresses_located') }}
 
 ),
 
-merged as (
+merged as not materialized (
 
     select * from {{ ref('int_clusters_merged') }}
 
 ),
 
-measured as (
+measured as not materialized (
 
     select * from {{ ref('int_clusters_measured') }}
 
 ),
 
-clusters as (
+clusters as not materialized (
 
     select * from {{ ref('clusters') }}
 

@@ -2,63 +2,60 @@
 -- (Great Expectations, plugins/stclusters/gate/validate.py) judges small frames, never whole layers.
 with
 
-inventors as (
+inventors as not materialized (
 
     select * from {{ ref('stg_patents__inventors') }}
 
 ),
 
-author_addresses as (
+author_addresses as not materialized (
 
     select * from {{ ref('stg_publications__addresses') }}
 
 ),
 
-addresses as (
+addresses as not materialized (
 
     select * from {{ ref('int_addresses_weighted') }}
 
 ),
 
-located as (
+located as not materialized (
 
     select * from {{ ref('int_addresses_located') }}
 
 ),
 
-cells as (
+cells as not materialized (
 
     select * from {{ ref('int_cells_weighted') }}
 
 ),
 
-geocoded as (
+geocoded as not materialized (
 
     select * from {{ ref('int_addresses_geocoded') }}
 
 ),
 
-staged as (
-
-    select
-        layer,
-        document_id,
-        address_seq,
-        publication_year,
-        publication_year
-        between {{ var('patents_first_year') }} and {{ var('patents_last_year') }} as in_window,
-        {{ is_counted() }} as is_counted
-    from inventors
-    union all
-    select
-        layer,
-        document_id,
-        address_seq,
-        publication_year,
-        publication_year between {{ var('publications_first_year') }} and {{ var('publications_last_year') }},
-        {{ is_counted() }}
-    from author_addresses
-
+-- the land step's rows of both layers, one scan each; referenced twice below and cheaper to
+-- read again than to write out (not materialized)
+staged as not materialized (
+    {% for layer, rows in [('patents', 'inventors'), ('publications', 'author_addresses')] %}
+        select
+            layer,
+            document_id,
+            address_seq,
+            publication_year
+            between {{ var(layer ~ '_first_year') }} and {{ var(layer ~ '_last_year') }} as in_window,
+            {{ is_counted() }} as is_counted,
+            nullif(trim(document_id), '') is null as missing_document_id,
+            address_seq is null as missing_address_seq,
+            publication_year is null as missing_year,
+            nullif(trim(country), '') is null as missing_country
+        from {{ rows }}
+        {% if not loop.last %}union all{% endif %}
+    {% endfor %}
 ),
 
 layers as (
@@ -67,48 +64,75 @@ layers as (
 
 ),
 
--- Plain aggregates in two steps (no count(distinct)): DuckDB can spill them to disk, so the
--- model stays within duckdb_memory_limit at world scale (tens of millions of addresses).
--- the land step's rows, one scan per layer (no grouping by document: these are row counts)
-row_stats as (
-    {% for layer, rows in [('patents', 'inventors'), ('publications', 'author_addresses')] %}
-        select
-            '{{ layer }}' as layer,
-            count(*) as rows_landed,
-            count(*) filter (where nullif(trim(document_id), '') is null) as missing_document_id,
-            count(*) filter (where address_seq is null) as missing_address_seq,
-            count(*) filter (where publication_year is null) as missing_year,
-            count(*) filter (where nullif(trim(country), '') is null) as missing_country
-        from {{ rows }}
-        {% if not loop.last %}union all{% endif %}
-    {% endfor %}
-),
-
-address_positions as (
+-- One grouping of the rows by document, plain aggregates only (no count(distinct), which DuckDB
+-- cannot spill: the model stays within duckdb_memory_limit at world scale). A document's
+-- distinct address positions are the set bits of the bit_or of its address_seq values 0..63
+-- (every document of a real export); a document with a position outside 0..63, or without
+-- one, is counted exactly by positions_exact instead.
+document_rows as (
 
     select
         layer,
         document_id,
-        address_seq,
         count(*) as n_rows,
+        bit_count(bit_or(
+            case when address_seq between 0 and 63 then 1::ubigint << address_seq::ubigint end
+        )) as n_positions_in_mask,
+        count(*) filter (
+            where address_seq is null or address_seq not between 0 and 63
+        ) as n_rows_outside_mask,
         bool_and(in_window) as in_window,
-        bool_or(is_counted) as is_counted
+        bool_or(is_counted) as is_counted,
+        count(*) filter (where missing_document_id) as missing_document_id,
+        count(*) filter (where missing_address_seq) as missing_address_seq,
+        count(*) filter (where missing_year) as missing_year,
+        count(*) filter (where missing_country) as missing_country
     from staged
-    group by layer, document_id, address_seq
+    group by layer, document_id
+
+),
+
+-- the exact count for the documents the mask cannot hold (none in the usual edition: the
+-- semi-join then has an empty side and the second scan of the rows is skipped)
+positions_exact as (
+
+    select
+        layer,
+        document_id,
+        count(*) as n_positions,
+        count(*) filter (where n_rows > 1) as duplicate_addresses
+    from (
+        select
+            staged.layer,
+            staged.document_id,
+            staged.address_seq,
+            count(*) as n_rows
+        from staged
+        semi join document_rows
+            on
+                staged.layer = document_rows.layer
+                and staged.document_id is not distinct from document_rows.document_id
+                and document_rows.n_rows_outside_mask > 0
+        group by staged.layer, staged.document_id, staged.address_seq
+    ) as positions
+    group by layer, document_id
 
 ),
 
 documents as (
 
     select
-        layer,
-        document_id,
-        count(*) as n_positions,
-        bool_and(in_window) as in_window,
-        bool_or(is_counted) as is_counted,
-        count(*) filter (where n_rows > 1) as duplicate_addresses
-    from address_positions
-    group by layer, document_id
+        document_rows.*,
+        coalesce(positions_exact.n_positions, document_rows.n_positions_in_mask) as n_positions,
+        coalesce(
+            positions_exact.duplicate_addresses > 0,
+            document_rows.n_rows > document_rows.n_positions_in_mask
+        ) as is_duplicated
+    from document_rows
+    left join positions_exact
+        on
+            document_rows.layer = positions_exact.layer
+            and document_rows.document_id is not distinct from positions_exact.document_id
 
 ),
 
@@ -116,10 +140,15 @@ document_stats as (
 
     select
         layers.layer,
+        coalesce(sum(documents.n_rows), 0)::bigint as rows_landed,
+        coalesce(sum(documents.missing_document_id), 0)::bigint as missing_document_id,
+        coalesce(sum(documents.missing_address_seq), 0)::bigint as missing_address_seq,
+        coalesce(sum(documents.missing_year), 0)::bigint as missing_year,
+        coalesce(sum(documents.missing_country), 0)::bigint as missing_country,
         count(documents.document_id) as documents_landed,
         coalesce(sum(documents.n_positions), 0)::bigint as address_positions,
         count(documents.document_id) filter (where not documents.in_window) as documents_out_of_window,
-        count(documents.document_id) filter (where documents.duplicate_addresses > 0) as documents_duplicated,
+        count(documents.document_id) filter (where documents.is_duplicated) as documents_duplicated,
         -- from the staged rows, independently of int_addresses_weighted's weights
         count(documents.document_id) filter (where documents.is_counted) as documents_counted
     from layers
@@ -199,12 +228,12 @@ final as (
     select
         document_stats.layer,
         -- the land step's rows (the raw stage of the gate reads these, validate.RAW_LAYERS_SQL)
-        row_stats.rows_landed,
-        row_stats.missing_document_id,
-        row_stats.missing_address_seq,
-        row_stats.missing_year,
-        row_stats.missing_country,
-        row_stats.rows_landed - document_stats.address_positions as duplicate_address_rows,
+        document_stats.rows_landed,
+        document_stats.missing_document_id,
+        document_stats.missing_address_seq,
+        document_stats.missing_year,
+        document_stats.missing_country,
+        document_stats.rows_landed - document_stats.address_positions as duplicate_address_rows,
         document_stats.documents_landed,
         document_stats.documents_counted,
         counted.weight_counted,
@@ -220,7 +249,6 @@ final as (
         other_country.addresses_in_other_country
         / greatest(other_country.n_address_rows, 1) as other_country_share
     from document_stats
-    inner join row_stats on document_stats.layer = row_stats.layer
     inner join counted on document_stats.layer = counted.layer
     inner join located_weight on document_stats.layer = located_weight.layer
     inner join cell_weight on document_stats.layer = cell_weight.layer

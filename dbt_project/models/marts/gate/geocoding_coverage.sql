@@ -3,13 +3,13 @@
 -- (min_geocoded_share) and the report read it.
 with
 
-addresses as (
+addresses as not materialized (
 
     select * from {{ ref('int_addresses_weighted') }}
 
 ),
 
-geocoded as (
+geocoded as not materialized (
 
     select * from {{ ref('int_addresses_geocoded') }}
 

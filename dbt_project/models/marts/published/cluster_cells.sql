@@ -2,19 +2,19 @@
 -- geojson and audits: every published count is the sum of these rows).
 with
 
-merged as (
+merged as not materialized (
 
     select * from {{ ref('int_clusters_merged') }}
 
 ),
 
-cells as (
+cells as not materialized (
 
     select * from {{ ref('int_cells_weighted') }}
 
 ),
 
-clusters as (
+clusters as not materialized (
 
     select * from {{ ref('clusters') }}
 

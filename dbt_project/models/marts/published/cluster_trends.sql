@@ -2,13 +2,13 @@
 -- cluster's share of the world's count of that year; years without documents are 0 rows.
 with
 
-addresses as (
+addresses as not materialized (
 
     select * from {{ ref('int_addresses_clustered') }}
 
 ),
 
-clusters as (
+clusters as not materialized (
 
     select * from {{ ref('clusters') }}
 

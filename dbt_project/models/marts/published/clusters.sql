@@ -2,13 +2,13 @@
 -- S&T intensity: documents per million inhabitants of the gazetteer places in its footprint.
 with
 
-measured as (
+measured as not materialized (
 
     select * from {{ ref('int_clusters_measured') }}
 
 ),
 
-named as (
+named as not materialized (
 
     select * from {{ ref('int_clusters_named') }}
 

@@ -7,13 +7,13 @@
 -- One row per unordered pair with a positive weight; cluster_a is the better-ranked one.
 with
 
-document_clusters as (
+document_clusters as not materialized (
 
     select * from {{ ref('int_links_documents') }}
 
 ),
 
-clusters as (
+clusters as not materialized (
 
     select * from {{ ref('clusters') }}
 

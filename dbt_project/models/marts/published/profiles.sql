@@ -11,37 +11,37 @@
 --   partner (both layers): the clusters it shares most documents with (links.link_weight).
 with
 
-clusters as (
+clusters as not materialized (
 
     select * from {{ ref('clusters') }}
 
 ),
 
-document_clusters as (
+document_clusters as not materialized (
 
     select * from {{ ref('int_links_documents') }}
 
 ),
 
-document_fields as (
+document_fields as not materialized (
 
     select * from {{ ref('int_profiles_fields') }}
 
 ),
 
-organizations as (
+organizations as not materialized (
 
     select * from {{ ref('int_profiles_organizations') }}
 
 ),
 
-collaboration as (
+collaboration as not materialized (
 
     select * from {{ ref('int_profiles_collaboration') }}
 
 ),
 
-links as (
+links as not materialized (
 
     select * from {{ ref('links') }}
 

@@ -1,14 +1,14 @@
 -- The published ranking: the top_n clusters, explicit columns.
 with
 
-clusters as (
+clusters as not materialized (
 
     select * from {{ ref('clusters') }}
 
 ),
 
 -- rank intervals (stclusters.build.robustness; null when robustness is off)
-ranged as (
+ranged as not materialized (
 
     select * from {{ ref('int_clusters_ranged') }}
 

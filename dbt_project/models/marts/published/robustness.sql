@@ -1,13 +1,13 @@
 -- Every variation's rank of every published cluster (published as robustness.parquet).
 with
 
-varied as (
+varied as not materialized (
 
     select * from {{ ref('int_clusters_varied') }}
 
 ),
 
-ranking as (
+ranking as not materialized (
 
     select * from {{ ref('ranking') }}
 

@@ -1,13 +1,13 @@
 with
 
-source as (
+source as not materialized (
 
     select * from {{ source('raw', 'gazetteer_places') }}
 
 ),
 
 -- wrong GeoNames entries, corrected (the seed's reason column says why; docs/geocoding.md)
-corrections as (
+corrections as not materialized (
 
     select * from {{ ref('gazetteer_corrections') }}
 
