@@ -10,8 +10,9 @@ grandchild of each build stage). Writes bench/results/scale-<s>.json, regenerate
 table in docs/performance.md, and prints one JSON line per scale:
 {"scale", "end_to_end_s", "floor_s", "floor_multiple", "peak_rss_mb", ...}.
 
-``--sklearn`` adds the comparison of stclusters.build.cluster.dbscan_cells with scikit-learn's DBSCAN
-on the same weighted points, read from the scale's edition database.
+``--sklearn`` adds the comparison of the clustering step (stclusters.build.cluster.dbscan_located, as
+int_cells_clustered runs it) with scikit-learn's DBSCAN on the same weighted points, read from the
+scale's edition database (bench/sklearn_compare.py: each side's time and memory measured apart).
 
 Usage:
     .venv/bin/python bench/run.py --scale 0.01 --scale 0.1
@@ -571,24 +572,26 @@ def results_table(results: list[dict]) -> str:
     if sk:
         lines += [
             "",
-            "| scale | layer | points | sklearn s | sklearn peak MB | dbscan_cells s | H3 res | cells "
-            "| time ratio | agreement |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            "| scale | layer | points | cells | sklearn s | sklearn MB | ours s | ours MB | time ratio "
+            "| memory ratio | agreement | grid-only agreement | sklearn split share |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for r in sorted(sk, key=lambda r: r["scale"]):
             for layer, e in r["sklearn"].items():
                 if e.get("killed_for") or e.get("returncode"):
                     lines.append(
-                        f"| {r['scale']:g} | {layer} | {e.get('points', '?')} | did not finish "
-                        f"({e.get('killed_for') or 'exit ' + str(e.get('returncode'))}) | "
-                        f"{e['peak_rss_mb']:,.0f} | | | | | |"
+                        f"| {r['scale']:g} | {layer} | {e.get('points', '?')} | | did not finish "
+                        f"({e.get('killed_for') or 'exit ' + str(e.get('returncode'))}; peak "
+                        f"{e['peak_rss_mb']:,.0f} MB) | | | | | | | | |"
                     )
                     continue
+                if "ours_s" not in e:  # a result of the grid-only comparison, before dbscan_located
+                    continue
                 lines.append(
-                    f"| {r['scale']:g} | {layer} | {e['points']:,} | {e['sklearn_s']:.2f} "
-                    f"| {e['peak_rss_mb']:,.0f} | {e['dbscan_cells_s']:.2f} | {e.get('h3_resolution', '?')} "
-                    f"| {e['cells']:,} "
-                    f"| {e['time_ratio']:.1f} | {e['agreement']:.4f} |"
+                    f"| {r['scale']:g} | {layer} | {e['points']:,} | {e['cells']:,} | {e['sklearn_s']:.2f} "
+                    f"| {e['sklearn_rss_mb']:,.0f} | {e['ours_s']:.3f} | {e['ours_rss_mb']:,.0f} "
+                    f"| {e['time_ratio']:.1f} | {e['memory_ratio']:.1f} | {e['agreement']:.4f} "
+                    f"| {e['agreement_grid_only']:.4f} | {e['sklearn_split_share']:.4f} |"
                 )
     return "\n".join(lines)
 

@@ -1,6 +1,6 @@
 """Property tests (hypothesis) of the ranking models themselves: the dbt models from the weighted
 cells to the ranking (int_cells_weighted+), run by dbt on a real DuckDB file, on random worlds
-of real gazetteer places.
+of real gazetteer places (the located points, int_locations_weighted, are the places).
 
 Invariants: shares in [0, 1] and summing to at most 1; score = pct_share + pub_share; ranks
 1..N contiguous and unique; each cluster's counts are the sums of its cells, and all clusters
@@ -73,6 +73,13 @@ def _build(
         con.execute("create or replace table main.stg_gazetteer__places as select * from places_df")
         con.register("located_df", located)
         con.execute("create or replace table main.int_addresses_located as select * from located_df")
+        # the points the clustering reads (int_locations_weighted): each place at its coordinates
+        con.execute(
+            "create or replace table main.int_locations_weighted as "
+            "select l.layer, l.cell, p.latitude, p.longitude, sum(l.weight) as weight "
+            "from located_df as l inner join places_df as p on l.geonameid = p.geonameid "
+            "group by all"
+        )
         # the world totals (counted documents, located or not) come from int_addresses_weighted
         con.execute(
             "create or replace table main.int_addresses_weighted as "
@@ -87,6 +94,7 @@ def _build(
         [
             "--select",
             "int_cells_weighted+",
+            "int_cells_clustered+",
             "int_places_celled",
             "--exclude",
             "int_addresses_clustered+",

@@ -9,7 +9,7 @@ import numpy as np
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
-from stclusters.build.cluster import EARTH_RADIUS_KM, NOISE, dbscan_cells, merge_layers
+from stclusters.build.cluster import EARTH_RADIUS_KM, NOISE, dbscan_cells, dbscan_located, merge_layers
 from stclusters.reference import h3grid
 
 SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -108,6 +108,94 @@ def test_equals_brute_force_definition(pts, eps_km, share) -> None:
     event(f"border cells: {bool(border.any())}")
     near_two = [len(set(labels[(d[i] <= eps_km) & core].tolist())) > 1 for i in np.flatnonzero(border)]
     event(f"border cell near two clusters: {any(near_two)}")
+
+
+def _haversine_matrix(lat_deg: np.ndarray, lng_deg: np.ndarray) -> np.ndarray:
+    lat, lng = np.radians(lat_deg), np.radians(lng_deg)
+    n = len(lat)
+    d = np.zeros((n, n))
+    for i in range(n):
+        for j in range(n):
+            h = (
+                math.sin((lat[j] - lat[i]) / 2) ** 2
+                + math.cos(lat[i]) * math.cos(lat[j]) * math.sin((lng[j] - lng[i]) / 2) ** 2
+            )
+            d[i, j] = 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(min(1.0, h)))
+    return d
+
+
+def brute_force_located(cells, lat, lng, weights, eps_km: float, min_weight: float):
+    """dbscan_located's rule transcribed literally: weighted DBSCAN on the distinct points (ties
+    by their rank in (cell, lat, lng) order), then per cell: core when it holds a core point,
+    labelled with its core points' heaviest cluster, else with the label holding most of its
+    weight (a cluster before noise, then the component ranked first); ids by cell weight."""
+    keys = sorted({(int(c), float(a), float(b)) for c, a, b in zip(cells, lat, lng, strict=True)})
+    w = np.array([weights[(cells == c) & (lat == a) & (lng == b)].sum() for c, a, b in keys])
+    pc = np.array([k[0] for k in keys], dtype=np.int64)
+    d = _haversine_matrix(np.array([k[1] for k in keys]), np.array([k[2] for k in keys]))
+    n = len(keys)
+    near = d <= eps_km
+    nbr = np.array([w[near[i]].sum() for i in range(n)])
+    core = nbr >= min_weight
+    comp = np.full(n, -1)
+    n_comp = 0
+    for start in range(n):
+        if core[start] and comp[start] < 0:
+            stack, comp[start] = [start], n_comp
+            while stack:
+                i = stack.pop()
+                for j in range(n):
+                    if core[j] and near[i, j] and comp[j] < 0:
+                        comp[j] = n_comp
+                        stack.append(j)
+            n_comp += 1
+    core_w = [w[core & (comp == k)].sum() for k in range(n_comp)]
+    first = [int(np.flatnonzero(comp == k)[0]) for k in range(n_comp)]
+    rank = {k: r for r, k in enumerate(sorted(range(n_comp), key=lambda k: (-core_w[k], first[k])))}
+    raw = comp.copy()
+    for i in range(n):
+        cands = [j for j in range(n) if core[j] and near[i, j]]
+        if not core[i] and cands:
+            raw[i] = comp[min(cands, key=lambda j: (d[i, j], rank[comp[j]]))]
+    uniq = np.unique(pc)
+    cell_raw, cell_core = [], []
+    for c in uniq:
+        m = pc == c
+        cell_core.append(bool(core[m].any()))
+        pick = m & core if core[m].any() else m
+        tot: dict[int, float] = {}
+        for k, x in zip(raw[pick].tolist(), w[pick].tolist(), strict=True):
+            tot[k] = tot.get(k, 0.0) + x
+        cell_raw.append(max(tot, key=lambda k: (tot[k], k >= 0, -rank[k] if k >= 0 else 0)))
+    cell_raw = np.array(cell_raw)
+    cell_w = np.array([w[pc == c].sum() for c in uniq])
+    present = sorted(set(cell_raw.tolist()) - {-1})
+    order = sorted(present, key=lambda k: (-cell_w[cell_raw == k].sum(), uniq[cell_raw == k].min()))
+    final = {k: f for f, k in enumerate(order)}
+    labels = np.array([final.get(k, NOISE) for k in cell_raw.tolist()], dtype=np.int64)
+    return uniq, nbr, np.array(cell_core, dtype=bool), labels, d
+
+
+@settings(SETTINGS, max_examples=200)
+@given(points, eps_values, min_shares, st.sampled_from([6, 8]))
+def test_located_equals_brute_force_definition(pts, eps_km, share, res) -> None:
+    if pts:
+        arr = np.array(pts, dtype=np.float64)
+        lat, lng, weights = arr[:, 0], arr[:, 1], arr[:, 2]
+    else:
+        lat = lng = weights = np.zeros(0)
+    cells = h3grid.cells_from_latlng(lat, lng, res)
+    min_weight = _min_weight(weights, share)
+    uniq, nbr, core, labels, d = brute_force_located(cells, lat, lng, weights, eps_km, min_weight)
+    # keep clear of float-rounding knife edges, where two correct sums may round differently
+    assume(not np.any(np.abs(d - eps_km) < 1e-9))
+    assume(not np.any(np.abs(nbr - min_weight) < 1e-9 * max(1.0, min_weight)))
+    result = dbscan_located(cells, lat, lng, weights, eps_km, min_weight)
+    assert result.cells.tolist() == uniq.tolist()
+    assert result.is_core.tolist() == core.tolist()
+    assert result.labels.tolist() == labels.tolist()
+    event(f"clusters: {min(result.n_clusters, 3)}+")
+    event(f"border cells: {bool(((result.labels >= 0) & ~result.is_core).any())}")
 
 
 @SETTINGS

@@ -1,11 +1,13 @@
-"""DBSCAN on weighted H3 cells, per layer (stclusters.build.cluster.dbscan_cells).
+"""DBSCAN per layer on the weighted points inside the H3 cells (stclusters.build.cluster.dbscan_located).
 
 One row per occupied cell and layer: its layer cluster (-1 = noise) and whether it is a core cell.
-The work happens in numpy/scipy on the occupied cells only (never on documents).
+The grid decides every cell its error bound can; the exact positions of the points
+(int_locations_weighted) decide the rest. The work happens in numpy/scipy on the distinct
+located points, never on documents.
 """
 
 import pandas as pd
-from stclusters.build.cluster import dbscan_cells
+from stclusters.build.cluster import dbscan_located
 
 
 def model(dbt, session):
@@ -15,13 +17,16 @@ def model(dbt, session):
         "patents": float(dbt.config.get("min_patents")),
         "publications": float(dbt.config.get("min_publications")),
     }
-    cells = dbt.ref("int_cells_weighted").df()
+    points = dbt.ref("int_locations_weighted")
     frames = []
     for layer, min_weight in minimum.items():
-        part = cells[cells["layer"] == layer]
-        result = dbscan_cells(
-            part["cell"].to_numpy(dtype="int64"),
-            part["weight"].to_numpy(dtype="float64"),
+        # sorted as dbscan_located orders them, so its sort finds them in order
+        part = points.filter(f"layer = '{layer}'").order("cell, latitude, longitude").fetchnumpy()
+        result = dbscan_located(
+            part["cell"].astype("int64"),
+            part["latitude"].astype("float64"),
+            part["longitude"].astype("float64"),
+            part["weight"].astype("float64"),
             eps_km=eps_km,
             min_weight=min_weight,
         )
