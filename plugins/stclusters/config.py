@@ -165,11 +165,14 @@ class RunParams:
     republish: bool = False
     """Allow replacing an already published edition with different data (the old one is
     archived)."""
-    duckdb_memory_limit: str = "7GB"
+    duckdb_memory_limit: str = "3GB"
     """DuckDB `memory_limit` of the edition's database, for the load step and dbt (a scale-1
-    edition then peaks at 7.4 GB with dbt and Python, docs/performance.md)."""
+    edition then peaks under 4 GB with dbt and Python, docs/performance.md)."""
     duckdb_threads: AtLeastOne = 2
     """DuckDB threads, for the load step and dbt."""
+    dbt_threads: AtLeastOne = 1
+    """dbt models built at once. Each model already runs on every DuckDB thread; models built
+    side by side share the memory limit and spill (docs/performance.md)."""
     max_count_drop: Share = 0.5
     """Gate (critical): a layer's document count may fall at most this share below the previous
     published edition of the same source set."""
@@ -252,6 +255,7 @@ class RunParams:
             "STCLUSTERS_DUCKDB_PATH": str(self.duckdb_path),
             "STCLUSTERS_DUCKDB_THREADS": str(self.duckdb_threads),
             "STCLUSTERS_DUCKDB_MEMORY_LIMIT": self.duckdb_memory_limit,
+            "STCLUSTERS_DBT_THREADS": str(self.dbt_threads),
         }
 
     def as_dict(self) -> dict[str, Any]:

@@ -80,9 +80,9 @@ def _build(
             "from located_df as l inner join places_df as p on l.geonameid = p.geonameid "
             "group by all"
         )
-        # the world totals (counted documents, located or not) come from int_addresses_weighted
+        # the world totals (counted documents, located or not) come from int_address_keys_weighted
         con.execute(
-            "create or replace table main.int_addresses_weighted as "
+            "create or replace table main.int_address_keys_weighted as "
             "select * from (values ('patents', ?::double), ('publications', ?::double)) as t(layer, weight)",
             list(world),
         )

@@ -73,7 +73,7 @@ def test_readme_configuration_table_is_the_schemas() -> None:
     )
     rows = dict(re.findall(r"^\| `([a-z_0-9]+)` \| `([^`]*)` \|", block.group(1), flags=re.M))
     assert list(rows) == list(config.PARAM_FIELDS)
-    assert rows["duckdb_memory_limit"] == "7GB" and rows["robustness"] == "fast"
+    assert rows["duckdb_memory_limit"] == "3GB" and rows["robustness"] == "fast"
     assert "| `h3_resolution` | `8` | int | 0 to 15 |" in block.group(1)
 
 
@@ -248,14 +248,15 @@ def test_duckdb_settings_have_one_default_the_schemas() -> None:
     from stclusters.load import land
 
     profile = (REPO / "dbt_project" / "profiles.yml").read_text(encoding="utf-8")
-    for variable in ("STCLUSTERS_DUCKDB_THREADS", "STCLUSTERS_DUCKDB_MEMORY_LIMIT"):
+    for variable in ("STCLUSTERS_DUCKDB_THREADS", "STCLUSTERS_DUCKDB_MEMORY_LIMIT", "STCLUSTERS_DBT_THREADS"):
         assert f"env_var('{variable}')" in profile  # no fallback value
     signature = inspect.signature(land.load_database).parameters
     assert signature["memory_limit"].default is None and signature["threads"].default is None
-    p = resolve({"duckdb_memory_limit": "3GB"}, environ={})
+    p = resolve({"duckdb_memory_limit": "5GB", "dbt_threads": 2}, environ={})
     env = transform.dbt_env(p)
-    assert env["STCLUSTERS_DUCKDB_MEMORY_LIMIT"] == "3GB"
+    assert env["STCLUSTERS_DUCKDB_MEMORY_LIMIT"] == "5GB"
     assert env["STCLUSTERS_DUCKDB_THREADS"] == str(RunParams.duckdb_threads)
+    assert env["STCLUSTERS_DBT_THREADS"] == "2"
     assert env["STCLUSTERS_DUCKDB_PATH"] == str(p.duckdb_path)
 
 

@@ -21,6 +21,13 @@ from stclusters.config import DBT_PROJECT_DIR, RunParams
 log = logging.getLogger(__name__)
 
 
+def exact_sum(expr: str) -> str:
+    """The SQL of dbt_project/macros/exact_sum.sql for the Python models: a sum of doubles that
+    does not depend on the order of the rows (each value as a 128-bit decimal with 24 places, the
+    total back to double). tests/unit/test_dbt_project.py checks both give the same SQL."""
+    return f"cast(sum(cast({expr} as decimal(38, 24))) as double)"
+
+
 class TransformError(RuntimeError):
     """dbt build failed; the message carries dbt's own summary of what failed."""
 

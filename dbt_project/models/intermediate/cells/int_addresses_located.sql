@@ -5,7 +5,7 @@ with
 
 addresses as not materialized (
 
-    select * from {{ ref('int_addresses_weighted') }}
+    select * from {{ ref('int_address_keys_weighted') }}
 
 ),
 
@@ -22,7 +22,8 @@ located as (
         placed.cell,
         placed.geonameid,
         coalesce(placed.place_country, addresses.country) as country,
-        addresses.weight
+        addresses.weight,
+        addresses.n_addresses
     from addresses
     inner join placed on addresses.address_key = placed.address_key
 
@@ -35,8 +36,8 @@ final as (
         cell,
         geonameid,
         country,
-        sum(weight) as weight,
-        count(*) as n_addresses
+        {{ exact_sum('weight') }} as weight,
+        sum(n_addresses)::bigint as n_addresses
     from located
     group by layer, cell, geonameid, country
 

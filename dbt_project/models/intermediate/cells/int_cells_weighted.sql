@@ -13,7 +13,7 @@ per_cell as (
     select
         layer,
         cell,
-        sum(weight) as weight,
+        {{ exact_sum('weight') }} as weight,
         sum(n_addresses) as n_addresses
     from located
     group by layer, cell

@@ -5,7 +5,7 @@ with
 
 addresses as (
 
-    select * from {{ ref('int_addresses_weighted') }}
+    select * from {{ ref('int_address_keys_weighted') }}
 
 ),
 
@@ -42,7 +42,7 @@ final as (
         cell,
         latitude,
         longitude,
-        sum(weight) as weight
+        {{ exact_sum('weight') }} as weight
     from located
     group by layer, cell, latitude, longitude
 

@@ -6,7 +6,7 @@ with
 
 addresses as not materialized (
 
-    select * from {{ ref('int_addresses_weighted') }}
+    select * from {{ ref('int_address_keys_weighted') }}
 
 ),
 
@@ -31,8 +31,8 @@ places as not materialized (
 world as (
 
     select
-        coalesce(sum(case when layer = 'patents' then weight end), 0) as world_patents,
-        coalesce(sum(case when layer = 'publications' then weight end), 0) as world_publications
+        coalesce({{ exact_sum("case when layer = 'patents' then weight end") }}, 0) as world_patents,
+        coalesce({{ exact_sum("case when layer = 'publications' then weight end") }}, 0) as world_publications
     from addresses
 
 ),
@@ -44,8 +44,8 @@ cell_shares as (
         cells.cell,
         cells.cell_latitude,
         cells.cell_longitude,
-        sum(case when cells.layer = 'patents' then cells.weight else 0 end) as patents,
-        sum(case when cells.layer = 'publications' then cells.weight else 0 end) as publications
+        {{ exact_sum("case when cells.layer = 'patents' then cells.weight else 0 end") }} as patents,
+        {{ exact_sum("case when cells.layer = 'publications' then cells.weight else 0 end") }} as publications
     from cells
     inner join merged on cells.cell = merged.cell
     group by merged.cluster_id, cells.cell, cells.cell_latitude, cells.cell_longitude
@@ -68,10 +68,10 @@ per_cluster as (
     select
         cluster_id,
         count(*) as n_cells,
-        sum(patents) as pct_count,
-        sum(publications) as pub_count,
-        sum(cell_latitude * cell_score) / nullif(sum(cell_score), 0) as latitude,
-        sum(cell_longitude * cell_score) / nullif(sum(cell_score), 0) as longitude
+        {{ exact_sum('patents') }} as pct_count,
+        {{ exact_sum('publications') }} as pub_count,
+        {{ exact_sum('cell_latitude * cell_score') }} / nullif({{ exact_sum('cell_score') }}, 0) as latitude,
+        {{ exact_sum('cell_longitude * cell_score') }} / nullif({{ exact_sum('cell_score') }}, 0) as longitude
     from scored_cells
     group by cluster_id
 

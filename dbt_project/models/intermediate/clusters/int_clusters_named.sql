@@ -3,6 +3,13 @@
 -- two when each brings at least var('name_min_share') of the cluster's score, with an en dash.
 -- US places carry their state code after the last place of each run in the same state.
 -- Economies: countries bringing at least var('economy_min_share') of the score, largest first.
+-- a located row's share of its layer's world count (summed exactly, macro exact_sum)
+{% set share_of_world -%}
+case
+    when located.layer = 'patents' then located.weight / nullif(measured.world_patents, 0)
+    else located.weight / nullif(measured.world_publications, 0)
+end
+{%- endset %}
 with
 
 located as not materialized (
@@ -35,12 +42,7 @@ contributions as (
         merged.cluster_id,
         located.geonameid,
         located.country,
-        sum(
-            case
-                when located.layer = 'patents' then located.weight / nullif(measured.world_patents, 0)
-                else located.weight / nullif(measured.world_publications, 0)
-            end
-        ) as contribution
+        {{ exact_sum(share_of_world) }} as contribution
     from located
     inner join merged on located.cell = merged.cell
     inner join measured on merged.cluster_id = measured.cluster_id
@@ -55,7 +57,7 @@ place_contributions as (
         places.name,
         places.country_code,
         places.admin1_code,
-        sum(contributions.contribution) as contribution
+        {{ exact_sum('contributions.contribution') }} as contribution
     from contributions
     inner join places on contributions.geonameid = places.geonameid
     group by contributions.cluster_id, places.name, places.country_code, places.admin1_code
@@ -115,7 +117,7 @@ country_shares as (
     select
         contributions.cluster_id,
         contributions.country,
-        sum(contributions.contribution) / nullif(measured.score, 0) as share
+        {{ exact_sum('contributions.contribution') }} / nullif(measured.score, 0) as share
     from contributions
     inner join measured on contributions.cluster_id = measured.cluster_id
     group by contributions.cluster_id, contributions.country, measured.score

@@ -16,7 +16,7 @@ final as (
         layer,
         document_id,
         cluster_id,
-        sum(weight) as cluster_weight,
+        {{ exact_sum('weight') }} as cluster_weight,
         count(*) as n_addresses
     from addresses
     where cluster_id is not null

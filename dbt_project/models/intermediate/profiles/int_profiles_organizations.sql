@@ -24,7 +24,7 @@ listed as (
     select
         layer,
         cluster_id,
-        sum(weight) as weight,
+        {{ exact_sum('weight') }} as weight,
         string_split(organization, ';') as organizations
     from addresses
     where organization is not null
@@ -63,7 +63,7 @@ spelling_counts as (
         layer,
         organization_key,
         organization,
-        sum(weight) as weight
+        {{ exact_sum('weight') }} as weight
     from keyed
     group by layer, organization_key, organization
 
@@ -88,7 +88,7 @@ per_cluster as (
         layer,
         cluster_id,
         organization_key,
-        sum(weight) as organization_count
+        {{ exact_sum('weight') }} as organization_count
     from keyed
     where cluster_id is not null
     group by layer, cluster_id, organization_key

@@ -8,6 +8,7 @@ full on one row per (document, cluster).
 import pandas as pd
 
 from stclusters.build import robustness
+from stclusters.build.transform import exact_sum
 
 
 def model(dbt, session):
@@ -28,14 +29,15 @@ def model(dbt, session):
     )
     worlds = {"patents": float(world["patents"][0]), "publications": float(world["publications"][0])}
     per_document = (
-        "select layer, document_id, cluster_id, sum(weight) as weight from addresses "
+        f"select layer, document_id, cluster_id, {exact_sum('weight')} as weight from addresses "
         "where cluster_id is not null group by layer, document_id, cluster_id"
     )
     addresses = dbt.ref("int_addresses_clustered")
     if mode == "fast":
         sums = addresses.query(
             "addresses",
-            "select layer, cluster_id, sum(weight) as weight_sum, sum(weight * weight) as weight_square_sum "
+            f"select layer, cluster_id, {exact_sum('weight')} as weight_sum, "
+            f"{exact_sum('weight * weight')} as weight_square_sum "
             f"from ({per_document}) group by layer, cluster_id",
         ).df()
         return robustness.sampling_intervals(clusters, worlds, mode, cluster_sums=sums)

@@ -8,6 +8,7 @@ same, split, merged with another cluster or vanished. Empty when robustness is o
 import pandas as pd
 
 from stclusters.build import robustness
+from stclusters.build.transform import exact_sum
 
 COLUMNS = {
     "variation": "object",
@@ -55,13 +56,13 @@ def model(dbt, session):
             "address_key, geo_latitude, geo_longitude, geo_precision"
         )
         locations = (
-            dbt.ref("int_addresses_weighted")
+            dbt.ref("int_address_keys_weighted")
             .project("layer, address_key, weight")
             .join(geocoded, "address_key")
             .query(
                 "located",
                 "select layer, geo_latitude as latitude, geo_longitude as longitude, "
-                "geo_precision = 'region' as is_region, sum(weight) as weight from located "
+                f"geo_precision = 'region' as is_region, {exact_sum('weight')} as weight from located "
                 "where geo_precision in ('coordinates', 'postal_code', 'city', 'region') "
                 "and geo_latitude is not null and geo_longitude is not null "
                 "group by all order by all",

@@ -16,7 +16,7 @@ author_addresses as not materialized (
 
 addresses as not materialized (
 
-    select * from {{ ref('int_addresses_weighted') }}
+    select * from {{ ref('int_address_keys_weighted') }}
 
 ),
 
@@ -157,13 +157,13 @@ document_stats as (
 
 ),
 
--- fsum: compensated (Kahan) summation; a plain float sum of tens of millions of 1/n shares
--- drifts by more than the gate's tolerance
+-- exact sums (macro exact_sum): a plain float sum of tens of millions of 1/n shares drifts by
+-- more than the gate's tolerance, and with the order of the rows
 weight_per_layer as (
 
     select
         layer,
-        fsum(weight) as weight
+        {{ exact_sum('weight') }} as weight
     from addresses
     group by layer
 
@@ -183,7 +183,7 @@ located_weight as (
 
     select
         layers.layer,
-        coalesce(fsum(located.weight), 0) as weight_located
+        coalesce({{ exact_sum('located.weight') }}, 0) as weight_located
     from layers
     left join located on layers.layer = located.layer
     group by layers.layer
@@ -194,7 +194,7 @@ cell_weight as (
 
     select
         layers.layer,
-        coalesce(fsum(cells.weight), 0) as weight_in_cells
+        coalesce({{ exact_sum('cells.weight') }}, 0) as weight_in_cells
     from layers
     left join cells on layers.layer = cells.layer
     group by layers.layer
@@ -207,15 +207,15 @@ other_country as (
 
     select
         layers.layer,
-        count(addresses.address_key) as n_address_rows,
-        count(addresses.address_key) filter (
+        coalesce(sum(addresses.n_addresses), 0)::bigint as n_address_rows,
+        coalesce(sum(addresses.n_addresses) filter (
             where
             geocoded.place_country <> addresses.country
             and not (
                 addresses.country in ('CN', 'HK', 'MO')
                 and geocoded.place_country in ('CN', 'HK', 'MO')
             )
-        ) as addresses_in_other_country
+        ), 0)::bigint as addresses_in_other_country
     from layers
     left join addresses on layers.layer = addresses.layer
     left join geocoded on addresses.address_key = geocoded.address_key

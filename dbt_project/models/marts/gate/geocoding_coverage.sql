@@ -5,7 +5,7 @@ with
 
 addresses as not materialized (
 
-    select * from {{ ref('int_addresses_weighted') }}
+    select * from {{ ref('int_address_keys_weighted') }}
 
 ),
 
@@ -20,6 +20,7 @@ joined as (
     select
         addresses.layer,
         addresses.weight,
+        addresses.n_addresses,
         geocoded.geo_precision,
         coalesce(addresses.country, '-') as country
     from addresses
@@ -32,18 +33,19 @@ per_country as (
     select
         layer,
         country,
-        count(*) as n_addresses,
-        count(*) filter (where geo_precision <> 'unmatched') as n_addresses_geocoded,
-        count(*) filter (
+        sum(n_addresses)::bigint as n_addresses,
+        coalesce(sum(n_addresses) filter (where geo_precision <> 'unmatched'), 0)::bigint
+            as n_addresses_geocoded,
+        coalesce(sum(n_addresses) filter (
             where geo_precision in ('coordinates', 'postal_code', 'city')
-        ) as n_addresses_city_level,
-        sum(weight) as weight,
-        coalesce(sum(weight) filter (where geo_precision <> 'unmatched'), 0) as weight_geocoded,
-        coalesce(sum(weight) filter (where geo_precision = 'coordinates'), 0) as weight_coordinates,
-        coalesce(sum(weight) filter (where geo_precision = 'postal_code'), 0) as weight_postal_code,
-        coalesce(sum(weight) filter (where geo_precision = 'city'), 0) as weight_city,
-        coalesce(sum(weight) filter (where geo_precision = 'region'), 0) as weight_region,
-        coalesce(sum(weight) filter (where geo_precision = 'unmatched'), 0) as weight_unmatched
+        ), 0)::bigint as n_addresses_city_level,
+        {{ exact_sum('weight') }} as weight,
+        coalesce({{ exact_sum('weight', "geo_precision <> 'unmatched'") }}, 0) as weight_geocoded,
+        coalesce({{ exact_sum('weight', "geo_precision = 'coordinates'") }}, 0) as weight_coordinates,
+        coalesce({{ exact_sum('weight', "geo_precision = 'postal_code'") }}, 0) as weight_postal_code,
+        coalesce({{ exact_sum('weight', "geo_precision = 'city'") }}, 0) as weight_city,
+        coalesce({{ exact_sum('weight', "geo_precision = 'region'") }}, 0) as weight_region,
+        coalesce({{ exact_sum('weight', "geo_precision = 'unmatched'") }}, 0) as weight_unmatched
     from joined
     group by layer, country
 
@@ -57,13 +59,13 @@ per_layer as (
         sum(n_addresses) as n_addresses,
         sum(n_addresses_geocoded) as n_addresses_geocoded,
         sum(n_addresses_city_level) as n_addresses_city_level,
-        sum(weight) as weight,
-        sum(weight_geocoded) as weight_geocoded,
-        sum(weight_coordinates) as weight_coordinates,
-        sum(weight_postal_code) as weight_postal_code,
-        sum(weight_city) as weight_city,
-        sum(weight_region) as weight_region,
-        sum(weight_unmatched) as weight_unmatched
+        {{ exact_sum('weight') }} as weight,
+        {{ exact_sum('weight_geocoded') }} as weight_geocoded,
+        {{ exact_sum('weight_coordinates') }} as weight_coordinates,
+        {{ exact_sum('weight_postal_code') }} as weight_postal_code,
+        {{ exact_sum('weight_city') }} as weight_city,
+        {{ exact_sum('weight_region') }} as weight_region,
+        {{ exact_sum('weight_unmatched') }} as weight_unmatched
     from per_country
     group by layer
 

@@ -27,8 +27,10 @@ per_cell as (
         merged.cell,
         any_value(cells.cell_latitude) as cell_latitude,
         any_value(cells.cell_longitude) as cell_longitude,
-        coalesce(sum(case when cells.layer = 'patents' then cells.weight end), 0) as pct_count,
-        coalesce(sum(case when cells.layer = 'publications' then cells.weight end), 0) as pub_count
+        coalesce({{ exact_sum("case when cells.layer = 'patents' then cells.weight end") }}, 0) as pct_count,
+        coalesce(
+            {{ exact_sum("case when cells.layer = 'publications' then cells.weight end") }}, 0
+        ) as pub_count
     from merged
     inner join cells on merged.cell = cells.cell
     group by merged.cluster_id, merged.cell

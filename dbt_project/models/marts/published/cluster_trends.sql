@@ -32,7 +32,7 @@ world as (
     select
         layer,
         publication_year,
-        {{ published_count('sum(weight)') }} as world_count
+        {{ published_count(exact_sum('weight')) }} as world_count
     from addresses
     group by layer, publication_year
 
@@ -44,7 +44,7 @@ per_cluster as (
         layer,
         cluster_id,
         publication_year,
-        {{ published_count('sum(weight)') }} as document_count
+        {{ published_count(exact_sum('weight')) }} as document_count
     from addresses
     where cluster_id is not null
     group by layer, cluster_id, publication_year

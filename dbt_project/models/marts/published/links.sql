@@ -25,7 +25,7 @@ pairs as (
         a.layer,
         a.cluster_id as cluster_a_id,
         b.cluster_id as cluster_b_id,
-        {{ published_count('sum(a.cluster_weight * b.cluster_weight)') }} as link_weight,
+        {{ published_count(exact_sum('a.cluster_weight * b.cluster_weight')) }} as link_weight,
         count(*) as n_documents
     from document_clusters as a
     inner join document_clusters as b

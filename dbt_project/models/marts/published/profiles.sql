@@ -89,7 +89,7 @@ field_items as (
         coalesce(
             cast(document_fields.field_number as varchar), lower(document_fields.field_name)
         ) as item_key,
-        sum(document_clusters.cluster_weight * document_fields.field_share) as item_count,
+        {{ exact_sum('document_clusters.cluster_weight * document_fields.field_share') }} as item_count,
         false as keep_all
     from document_clusters
     inner join document_fields
@@ -119,7 +119,7 @@ collaboration_items as (
         'collaboration' as facet,
         scopes.scope as item,
         scopes.scope as item_key,
-        coalesce(sum(collaboration.cluster_weight), 0) as item_count,
+        coalesce({{ exact_sum('collaboration.cluster_weight') }}, 0) as item_count,
         true as keep_all
     from cluster_layers
     cross join scopes
