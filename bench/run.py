@@ -247,6 +247,42 @@ def bench_conf(scale: float, data_root: Path, files: dict[str, str], memory_limi
     }
 
 
+class DiskWatch:
+    """The disk the run adds: bytes used on the workspace's file system, polled every second in a
+    thread (DuckDB's spill files live and die within a stage, so the final size alone misses
+    them); ``peak_added`` is the largest increase over the use at start (the machine is idle)."""
+
+    def __init__(self, path: Path, every_s: float = 1.0) -> None:
+        import threading
+
+        path.mkdir(parents=True, exist_ok=True)
+        self.path, self.every_s = path, every_s
+        self.start = self.peak = shutil.disk_usage(path).used
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.every_s):
+            self.peak = max(self.peak, shutil.disk_usage(self.path).used)
+
+    def __enter__(self) -> DiskWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def peak_added(self) -> int:
+        return self.peak - self.start
+
+
+def tree_bytes(path: Path) -> int:
+    """Bytes of the files under a folder (the edition workspace after the run)."""
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
 def run_stages(conf: dict, log_dir: Path, progress=None) -> dict[str, dict]:
     """Each stage in its own child process, in order, stopping at the first failure; ``progress``
     (if given) is called with the stages measured so far after each one."""
@@ -402,6 +438,8 @@ def bench_scale(args: argparse.Namespace, scale: float) -> dict:
     conf = bench_conf(scale, data_root, files, args.memory_limit, args.threads)
     if args.robustness:
         conf["robustness"] = args.robustness
+    if args.dbt_threads:
+        conf["dbt_threads"] = args.dbt_threads
     # one run id for the stages' processes, as Airflow gives its tasks (stclusters.runlock)
     os.environ["STCLUSTERS_RUN_ID"] = f"bench-scale-{name}-{time.strftime('%Y%m%dT%H%M%S')}"
     log_dir = data_root / "logs" / f"scale-{name}"
@@ -425,7 +463,8 @@ def bench_scale(args: argparse.Namespace, scale: float) -> dict:
         record["machine"] = machine()
         partial.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
 
-    stages = run_stages(conf, log_dir, write_partial)
+    with DiskWatch(Path(conf["workspace_dir"])) as disk:
+        stages = run_stages(conf, log_dir, write_partial)
     ok = all(s["returncode"] == 0 for s in stages.values()) and len(stages) == len(STAGES)
     end_to_end = round(sum(s["wall_s"] for s in stages.values()), 2)
     from stclusters import config
@@ -451,6 +490,10 @@ def bench_scale(args: argparse.Namespace, scale: float) -> dict:
             round(robustness_s / (end_to_end - robustness_s), 4) if end_to_end > robustness_s else None
         ),
         "stages": stages,
+        # the edition's workspace after the run (database, landed files, dbt target), and the most
+        # the run added to the disk at any moment (spill files included)
+        "workspace_bytes": tree_bytes(params.workspace),
+        "disk_peak_added_bytes": disk.peak_added,
         "floor": floor,
         "write_floor_s": wf_s,
         "write_floor_multiple": round(end_to_end / wf_s, 2) if wf_s else None,
@@ -536,15 +579,21 @@ def table_stages(results: list[dict]) -> list[str]:
     return stages
 
 
+def _disk(r: dict) -> str:
+    if "workspace_bytes" not in r:
+        return "—"
+    return f"{r['workspace_bytes'] / 1e9:.1f} ({r['disk_peak_added_bytes'] / 1e9:.1f})"
+
+
 def results_table(results: list[dict]) -> str:
     """Markdown of all recorded scales (bench/results/scale-*.json)."""
     columns = table_stages(results)
     lines = [
         "| scale | rows (patents / publications) | occupied cells (pat / pub) | floor s | read+write s | "
         + " | ".join(f"{s} s / MB" for s in columns)
-        + " | end-to-end s | × floor | × read+write | peak MB | clustering s | H3 res | load avg | commit "
-        "| status |",
-        "|---" * (14 + len(columns)) + "|",
+        + " | end-to-end s | × floor | × read+write | peak MB | workspace GB (peak added) | clustering s "
+        "| H3 res | load avg | commit | status |",
+        "|---" * (15 + len(columns)) + "|",
     ]
     for r in sorted(results, key=lambda r: r["scale"]):
         c = r.get("counts", {})
@@ -561,7 +610,7 @@ def results_table(results: list[dict]) -> str:
             f"| {r['scale']:g} | {rows} | {cells} | {r['floor_s']:.1f} | {_fmt(r.get('write_floor_s'))} | "
             + " | ".join(stage_cells)
             + f" | {r['end_to_end_s']:.1f} | {r['floor_multiple']} | {r.get('write_floor_multiple', '—')} "
-            f"| {r['peak_rss_mb']:,.0f} | "
+            f"| {r['peak_rss_mb']:,.0f} | {_disk(r)} | "
             f"{r['clustering_s']:.1f} | {r.get('params', {}).get('h3_resolution', '?')} "
             f"| {r['machine']['load_avg_1m_at_end']} | {r.get('code', {}).get('commit', '?')[:7]} "
             f"| {status(r)} |"
@@ -644,6 +693,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--memory-limit", default=None, help="duckdb_memory_limit (default: config's)")
     parser.add_argument("--threads", type=int, default=None, help="duckdb_threads (default: config's)")
+    parser.add_argument("--dbt-threads", type=int, default=None, help="dbt_threads (default: config's)")
     parser.add_argument(
         "--robustness", choices=("off", "fast", "full"), default=None, help="robustness (default: config's)"
     )

@@ -7,6 +7,7 @@ paths, so editions can build at the same time without sharing any file.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -26,6 +27,24 @@ def exact_sum(expr: str) -> str:
     does not depend on the order of the rows (each value as a 128-bit decimal with 24 places, the
     total back to double). tests/unit/test_dbt_project.py checks both give the same SQL."""
     return f"cast(sum(cast({expr} as decimal(38, 24))) as double)"
+
+
+@contextlib.contextmanager
+def duckdb_memory_lent(con, keep: str = "256MB"):
+    """For a dbt Python model that works in numpy in dbt's process: DuckDB's memory_limit is
+    lowered to ``keep`` while the block runs, so DuckDB evicts the blocks it cached for earlier
+    models (spilling temporary ones) and the process holds the numpy work's memory plus ``keep``
+    instead of plus the whole limit (scale 1: the cluster step's peak 5,990 MB -> 3,571 MB,
+    docs/performance.md); the run's limit (STCLUSTERS_DUCKDB_MEMORY_LIMIT) is set back after."""
+    limit = (
+        os.environ.get("STCLUSTERS_DUCKDB_MEMORY_LIMIT")
+        or con.sql("select current_setting('memory_limit')").fetchone()[0]
+    )
+    con.execute(f"set memory_limit = '{keep}'")
+    try:
+        yield
+    finally:
+        con.execute(f"set memory_limit = '{limit}'")
 
 
 class TransformError(RuntimeError):

@@ -8,6 +8,7 @@ located points, never on documents.
 
 import pandas as pd
 from stclusters.build.cluster import dbscan_located
+from stclusters.build.transform import duckdb_memory_lent
 
 
 def model(dbt, session):
@@ -22,14 +23,16 @@ def model(dbt, session):
     for layer, min_weight in minimum.items():
         # sorted as dbscan_located orders them, so its sort finds them in order
         part = points.filter(f"layer = '{layer}'").order("cell, latitude, longitude").fetchnumpy()
-        result = dbscan_located(
-            part["cell"].astype("int64"),
-            part["latitude"].astype("float64"),
-            part["longitude"].astype("float64"),
-            part["weight"].astype("float64"),
-            eps_km=eps_km,
-            min_weight=min_weight,
-        )
+        # DuckDB's cached blocks make way for the numpy work (same process)
+        with duckdb_memory_lent(session):
+            result = dbscan_located(
+                part["cell"].astype("int64"),
+                part["latitude"].astype("float64"),
+                part["longitude"].astype("float64"),
+                part["weight"].astype("float64"),
+                eps_km=eps_km,
+                min_weight=min_weight,
+            )
         frames.append(
             pd.DataFrame(
                 {
