@@ -244,6 +244,10 @@ def bench_conf(scale: float, data_root: Path, files: dict[str, str], memory_limi
         "republish": True,
         "duckdb_memory_limit": memory_limit,
         "duckdb_threads": threads,
+        # the pull step refuses a file above max_input_gib once decompressed (20 GiB by default,
+        # a guard against a runaway download); the world's publications file is 5.3 GB per unit
+        # of scale, so scales above 3 need the cap raised with it
+        "max_input_gib": max(RunParams.max_input_gib, 8.0 * scale),
     }
 
 

@@ -66,6 +66,7 @@ RUN_ONLY_PARAMETERS = frozenset(
         "workspace_dir",
         "duckdb_memory_limit",
         "duckdb_threads",
+        "dbt_threads",
         "task_timeout_minutes",
         "lock_wait_seconds",
         "keep_validation_runs",

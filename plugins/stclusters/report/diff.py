@@ -69,6 +69,7 @@ IGNORED_PARAMETERS = (
     "republish",
     "duckdb_memory_limit",
     "duckdb_threads",
+    "dbt_threads",
 )
 
 
