@@ -33,12 +33,12 @@ per_country as (
     select
         layer,
         country,
-        sum(n_addresses)::bigint as n_addresses,
-        coalesce(sum(n_addresses) filter (where geo_precision <> 'unmatched'), 0)::bigint
+        cast(sum(n_addresses) as bigint) as n_addresses,
+        cast(coalesce(sum(n_addresses) filter (where geo_precision <> 'unmatched'), 0) as bigint)
             as n_addresses_geocoded,
-        coalesce(sum(n_addresses) filter (
+        cast(coalesce(sum(n_addresses) filter (
             where geo_precision in ('coordinates', 'postal_code', 'city')
-        ), 0)::bigint as n_addresses_city_level,
+        ), 0) as bigint) as n_addresses_city_level,
         {{ exact_sum('weight') }} as weight,
         coalesce({{ exact_sum('weight', "geo_precision <> 'unmatched'") }}, 0) as weight_geocoded,
         coalesce({{ exact_sum('weight', "geo_precision = 'coordinates'") }}, 0) as weight_coordinates,
