@@ -3,13 +3,6 @@
 -- two when each brings at least var('name_min_share') of the cluster's score, with an en dash.
 -- US places carry their state code after the last place of each run in the same state.
 -- Economies: countries bringing at least var('economy_min_share') of the score, largest first.
--- a located row's share of its layer's world count (summed exactly, macro exact_sum)
-{% set share_of_world -%}
-case
-    when located.layer = 'patents' then located.weight / nullif(measured.world_patents, 0)
-    else located.weight / nullif(measured.world_publications, 0)
-end
-{%- endset %}
 with
 
 located as not materialized (
@@ -42,7 +35,7 @@ contributions as (
         merged.cluster_id,
         located.geonameid,
         located.country,
-        {{ exact_sum(share_of_world) }} as contribution
+        {{ exact_sum(share_of_world()) }} as contribution
     from located
     inner join merged on located.cell = merged.cell
     inner join measured on merged.cluster_id = measured.cluster_id

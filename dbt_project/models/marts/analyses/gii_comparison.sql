@@ -7,13 +7,6 @@
 -- place's own cell). Every place of the published name is looked up the same way (in any of its
 -- economies) so that the report can say how much of the matched cluster's score each brings.
 -- Only meaningful for the 2023 edition: empty otherwise.
--- a located row's share of its layer's world count (summed exactly, macro exact_sum)
-{% set share_of_world -%}
-case
-    when located.layer = 'patents' then located.weight / nullif(measured.world_patents, 0)
-    else located.weight / nullif(measured.world_publications, 0)
-end
-{%- endset %}
 with
 
 published as not materialized (
@@ -153,7 +146,7 @@ place_contributions as (
     select
         located.geonameid,
         merged.cluster_id,
-        {{ exact_sum(share_of_world) }} as contribution
+        {{ exact_sum(share_of_world()) }} as contribution
     from located
     inner join merged on located.cell = merged.cell
     inner join measured on merged.cluster_id = measured.cluster_id
