@@ -38,24 +38,33 @@ geocoded as not materialized (
 
 ),
 
--- the land step's rows of both layers, one scan each; referenced twice below and cheaper to
--- read again than to write out (not materialized)
+-- the land step's rows, one scan per layer; each is read by its layer's grouping below and by
+-- positions_exact, cheaper to read again than to write out (not materialized)
+{% for layer, rows in [('patents', 'inventors'), ('publications', 'author_addresses')] %}
+staged_{{ layer }} as not materialized (
+
+    select
+        layer,
+        document_id,
+        address_seq,
+        publication_year
+        between {{ var(layer ~ '_first_year') }} and {{ var(layer ~ '_last_year') }} as in_window,
+        {{ is_counted() }} as is_counted,
+        nullif(trim(document_id), '') is null as missing_document_id,
+        address_seq is null as missing_address_seq,
+        publication_year is null as missing_year,
+        nullif(trim(country), '') is null as missing_country
+    from {{ rows }}
+
+),
+
+{% endfor %}
 staged as not materialized (
-    {% for layer, rows in [('patents', 'inventors'), ('publications', 'author_addresses')] %}
-        select
-            layer,
-            document_id,
-            address_seq,
-            publication_year
-            between {{ var(layer ~ '_first_year') }} and {{ var(layer ~ '_last_year') }} as in_window,
-            {{ is_counted() }} as is_counted,
-            nullif(trim(document_id), '') is null as missing_document_id,
-            address_seq is null as missing_address_seq,
-            publication_year is null as missing_year,
-            nullif(trim(country), '') is null as missing_country
-        from {{ rows }}
-        {% if not loop.last %}union all{% endif %}
-    {% endfor %}
+
+    select * from staged_patents
+    union all
+    select * from staged_publications
+
 ),
 
 layers as (
@@ -65,31 +74,33 @@ layers as (
 ),
 
 -- One grouping of the rows by document, plain aggregates only (no count(distinct), which DuckDB
--- cannot spill: the model stays within duckdb_memory_limit at world scale). A document's
--- distinct address positions are the set bits of the bit_or of its address_seq values 0..63
--- (every document of a real export); a document with a position outside 0..63, or without
--- one, is counted exactly by positions_exact instead.
+-- cannot spill: the model stays within duckdb_memory_limit at world scale), each layer on its
+-- own (one grouping over both layers' rows ran out of memory at scale 5 of make bench, where
+-- each layer's spills). A document's distinct address positions are the set bits of the bit_or
+-- of its address_seq values 0..63 (every document of a real export); a document with a
+-- position outside 0..63, or without one, is counted exactly by positions_exact instead.
 document_rows as (
-
-    select
-        layer,
-        document_id,
-        count(*) as n_rows,
-        bit_count(bit_or(
-            case when address_seq between 0 and 63 then 1::ubigint << address_seq::ubigint end
-        )) as n_positions_in_mask,
-        count(*) filter (
-            where address_seq is null or address_seq not between 0 and 63
-        ) as n_rows_outside_mask,
-        bool_and(in_window) as in_window,
-        bool_or(is_counted) as is_counted,
-        count(*) filter (where missing_document_id) as missing_document_id,
-        count(*) filter (where missing_address_seq) as missing_address_seq,
-        count(*) filter (where missing_year) as missing_year,
-        count(*) filter (where missing_country) as missing_country
-    from staged
-    group by layer, document_id
-
+    {% for layer in ['patents', 'publications'] %}
+        select
+            layer,
+            document_id,
+            count(*) as n_rows,
+            bit_count(bit_or(
+                case when address_seq between 0 and 63 then 1::ubigint << address_seq::ubigint end
+            )) as n_positions_in_mask,
+            count(*) filter (
+                where address_seq is null or address_seq not between 0 and 63
+            ) as n_rows_outside_mask,
+            bool_and(in_window) as in_window,
+            bool_or(is_counted) as is_counted,
+            count(*) filter (where missing_document_id) as missing_document_id,
+            count(*) filter (where missing_address_seq) as missing_address_seq,
+            count(*) filter (where missing_year) as missing_year,
+            count(*) filter (where missing_country) as missing_country
+        from staged_{{ layer }}
+        group by layer, document_id
+        {% if not loop.last %}union all{% endif %}
+    {% endfor %}
 ),
 
 -- the exact count for the documents the mask cannot hold (none in the usual edition: the
