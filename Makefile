@@ -39,17 +39,22 @@ run: setup
 	@rc=0; $(BIN)/airflow dags test st_clusters --conf '$(CONF)' || rc=$$?; \
 		$(BIN)/python -m stclusters where --conf '$(CONF)'; exit $$rc
 
+# Two test processes (pytest-xdist), each test module on one of them (its module fixtures built
+# once); PYTEST_WORKERS=0 runs in one process. Tests keep to their own tmp folders and ports.
+PYTEST_WORKERS ?= 2
+PYTEST_PARALLEL := $(if $(filter 0,$(PYTEST_WORKERS)),-p no:xdist,-n $(PYTEST_WORKERS) --dist loadscope)
+
 ## test: set up (with Debian's chromium for the browser test), lint, then the whole test suite
 test: setup lint
 	bash tools/ensure-chromium.sh
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests $(PYTEST_PARALLEL) --durations=25
 
 test-unit: setup
-	$(BIN)/python -m pytest tests -m "not e2e"
+	$(BIN)/python -m pytest tests -m "not e2e" $(PYTEST_PARALLEL)
 
 test-e2e: setup
 	bash tools/ensure-chromium.sh
-	$(BIN)/python -m pytest tests -m e2e
+	$(BIN)/python -m pytest tests -m e2e $(PYTEST_PARALLEL) --durations=25
 
 lint: $(BIN)/.installed
 	@mkdir -p workspace

@@ -370,6 +370,25 @@ def test_cascade_one_row_per_distinct_address(geocoded) -> None:
 
 
 @pytest.mark.e2e
+def test_cascade_folds_the_spellings_of_one_address(geocoded) -> None:
+    """Two spellings of one address (letter case only) are one key, geocoded once, and the row
+    keeps each field's least spelling: the city from one, the region from the other."""
+    rows = geocoded.execute(
+        "select city, region, geo_precision, place_name from int_addresses_geocoded"
+        " where country = 'FR' and lower(city) = 'montpellier'"
+    ).fetchall()
+    assert len(rows) == 1
+    city, region, precision, place = rows[0]
+    assert (city, region) == ("MONTPELLIER", "OCCITANIE")
+    assert (precision, place) == ("city", "Montpellier")
+    # both rows of the document carry that key and share its weight
+    assert geocoded.execute(
+        "select count(*), count(distinct address_key), sum(weight) from int_addresses_weighted"
+        " where document_id = 'WOS:000000000000013'"
+    ).fetchone() == (2, 1, pytest.approx(1.0))
+
+
+@pytest.mark.e2e
 def test_coverage_mart_totals_and_shares(geocoded) -> None:
     rows = geocoded.execute(
         """
@@ -397,7 +416,7 @@ def test_coverage_mart_totals_and_shares(geocoded) -> None:
     ).fetchone()
     assert (n, n_city) == (4, 2) and share == pytest.approx(0.5)
     # documents outside the window (2016) and meeting abstracts are not counted
-    assert by_key[("publications", "*")][1] == pytest.approx(10.0)
+    assert by_key[("publications", "*")][1] == pytest.approx(11.0)
     assert by_key[("patents", "*")][1] == pytest.approx(6.0)
 
 
