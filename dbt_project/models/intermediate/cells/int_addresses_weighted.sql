@@ -21,58 +21,58 @@ author_addresses as not materialized (
 ),
 
 {% for rows in ['inventors', 'author_addresses'] %}
-counted_{{ rows }} as not materialized (
+    counted_{{ rows }} as not materialized (
 
-    select
-        layer,
-        document_id,
-        address_seq,
-        publication_year,
-        city,
-        postal_code,
-        region,
-        country,
-        latitude,
-        longitude,
-        organization
-    from {{ rows }}
-    where {{ is_counted() }}
+        select
+            layer,
+            document_id,
+            address_seq,
+            publication_year,
+            city,
+            postal_code,
+            region,
+            country,
+            latitude,
+            longitude,
+            organization
+        from {{ rows }}
+        where {{ is_counted() }}
 
-),
+    ),
 
--- addresses per document: a hash aggregate and a join, cheaper at world scale than a window
--- partitioned over tens of millions of rows
-document_sizes_{{ rows }} as (
+    -- addresses per document: a hash aggregate and a join, cheaper at world scale than a window
+    -- partitioned over tens of millions of rows
+    document_sizes_{{ rows }} as (
 
-    select
-        document_id,
-        count(*) as n_addresses
-    from counted_{{ rows }}
-    group by document_id
+        select
+            document_id,
+            count(*) as n_addresses
+        from counted_{{ rows }}
+        group by document_id
 
-),
+    ),
 
-weighted_{{ rows }} as (
+    weighted_{{ rows }} as (
 
-    select
-        counted.layer,
-        counted.document_id,
-        counted.address_seq,
-        counted.publication_year,
-        counted.country,
-        counted.organization,
-        1.0 / document_sizes.n_addresses as weight,
+        select
+            counted.layer,
+            counted.document_id,
+            counted.address_seq,
+            counted.publication_year,
+            counted.country,
+            counted.organization,
+            1.0 / document_sizes.n_addresses as weight,
         -- the key of the address (macro address_key); int_addresses_geocoded reads its text,
         -- so the tens of millions of rows here stay narrow
         {{ address_key(
             'counted.country', 'counted.region', 'counted.city', 'counted.postal_code',
             'counted.latitude', 'counted.longitude'
         ) }} as address_key
-    from counted_{{ rows }} as counted
-    inner join document_sizes_{{ rows }} as document_sizes
-        on counted.document_id = document_sizes.document_id
+        from counted_{{ rows }} as counted
+        inner join document_sizes_{{ rows }} as document_sizes
+            on counted.document_id = document_sizes.document_id
 
-),
+    ),
 
 {% endfor %}
 final as (

@@ -102,13 +102,13 @@ respelled_keys as (
 distinct_addresses as (
 
     select
-        address_key,
-        country,
-        region,
-        city,
-        postal_code,
-        latitude,
-        longitude,
+        spellings.address_key,
+        spellings.country,
+        spellings.region,
+        spellings.city,
+        spellings.postal_code,
+        spellings.latitude,
+        spellings.longitude,
         true as is_one_address
     from spellings
     anti join respelled_keys on spellings.address_key = respelled_keys.address_key

@@ -41,22 +41,22 @@ geocoded as not materialized (
 -- the land step's rows, one scan per layer; each is read by its layer's grouping below and by
 -- positions_exact, cheaper to read again than to write out (not materialized)
 {% for layer, rows in [('patents', 'inventors'), ('publications', 'author_addresses')] %}
-staged_{{ layer }} as not materialized (
+    staged_{{ layer }} as not materialized (
 
-    select
-        layer,
-        document_id,
-        address_seq,
-        publication_year
-        between {{ var(layer ~ '_first_year') }} and {{ var(layer ~ '_last_year') }} as in_window,
-        {{ is_counted() }} as is_counted,
-        nullif(trim(document_id), '') is null as missing_document_id,
-        address_seq is null as missing_address_seq,
-        publication_year is null as missing_year,
-        nullif(trim(country), '') is null as missing_country
-    from {{ rows }}
+        select
+            layer,
+            document_id,
+            address_seq,
+            publication_year
+            between {{ var(layer ~ '_first_year') }} and {{ var(layer ~ '_last_year') }} as in_window,
+            {{ is_counted() }} as is_counted,
+            nullif(trim(document_id), '') is null as missing_document_id,
+            address_seq is null as missing_address_seq,
+            publication_year is null as missing_year,
+            nullif(trim(country), '') is null as missing_country
+        from {{ rows }}
 
-),
+    ),
 
 {% endfor %}
 staged as not materialized (
