@@ -203,6 +203,32 @@ def test_located_is_points_then_one_decision_per_cell(seed: int, res: int, min_w
     )
 
 
+@pytest.mark.parametrize(("seed", "res", "min_weight"), [(0, 8, 150), (3, 5, 400)])
+def test_located_exact_step_in_small_chunks_gives_the_same_result(
+    monkeypatch: pytest.MonkeyPatch, seed: int, res: int, min_weight: float
+) -> None:
+    """The exact distances are expanded _PAIR_BUDGET pairs at a time (world scale would not fit
+    at once): with a budget of a few pairs, many chunks give the reference result all the same."""
+    lat, lng, w = realistic_world(seed, n_metros=10, n_background=800)
+    cells = h3grid.cells_from_latlng(lat, lng, res)
+    monkeypatch.setattr(cluster, "_PAIR_BUDGET", 37)
+    result = dbscan_located(cells, lat, lng, w, EPS_KM, min_weight)
+    uniq, core, labels = located_reference(cells, lat, lng, w, EPS_KM, min_weight)
+    assert result.cells.tolist() == uniq.tolist()
+    assert result.is_core.tolist() == core.tolist()
+    assert result.labels.tolist() == labels.tolist()
+
+
+def test_size_chunks_cover_every_item_within_the_budget() -> None:
+    sizes = np.array([3, 0, 5, 9, 1, 1, 2, 0, 4])
+    parts = list(cluster._size_chunks(sizes, 5))
+    assert [i for part in parts for i in range(len(sizes))[part]] == list(range(len(sizes)))
+    for part in parts:  # within budget, or one item alone that is larger
+        assert sizes[part].sum() <= 5 or part.stop - part.start == 1
+    assert [(p.start, p.stop) for p in cluster._size_chunks(sizes, 100)] == [(0, len(sizes))]
+    assert list(cluster._size_chunks(np.zeros(0, dtype=np.int64), 5)) == []
+
+
 def test_located_is_independent_of_row_order_and_row_splits() -> None:
     lat, lng, w = realistic_world(4, n_metros=10, n_background=800)
     cells = h3grid.cells_from_latlng(lat, lng, RECOMMENDED_RES)
