@@ -36,3 +36,31 @@ def test_what_an_operator_reads_stays_at_info(line: str) -> None:
 @pytest.mark.parametrize("line", DEBUG_LINES)
 def test_per_node_progress_goes_to_debug(line: str) -> None:
     assert dbt_line_level(line) == logging.DEBUG
+
+
+def test_a_killed_dbt_is_reported_as_killed_not_with_an_earlier_runs_failure(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dbt killed mid-model (the kernel's out-of-memory killer sends SIGKILL) writes no
+    run_results.json: the error says it was killed and shows its last lines, not the failure
+    an earlier run left in the file."""
+    from stclusters.build import transform
+    from stclusters.config import RunParams
+
+    params = RunParams(edition=2023, workspace_dir=str(tmp_path / "ws"))
+    stale = params.workspace / "dbt" / "target" / "run_results.json"
+    stale.parent.mkdir(parents=True)
+    stale.write_text(
+        '{"results": [{"unique_id": "model.stclusters.old_model", "status": "error", "message": "old"}]}'
+    )
+    # a real process that starts a model and is then killed by SIGKILL
+    fake = tmp_path / "dbt"
+    fake.write_text("#!/bin/sh\necho '1 of 9 START sql table model main.int_cells_clustered'\nkill -9 $$\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(transform, "dbt_executable", lambda: str(fake))
+    with pytest.raises(transform.TransformError) as err:
+        transform.run_dbt(params, "build")
+    message = str(err.value)
+    assert "(exit -9)" in message and "killed by signal 9" in message
+    assert "int_cells_clustered" in message
+    assert "old_model" not in message

@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -88,6 +89,8 @@ def run_dbt(params: RunParams, command: str = "build", extra: list[str] | None =
         *(extra or []),
     ]
     log.info("running: %s", " ".join(args))
+    results = dbt_dir / "target" / "run_results.json"
+    before = results.stat().st_mtime_ns if results.exists() else None
     proc = subprocess.Popen(
         args,
         cwd=DBT_PROJECT_DIR,
@@ -103,11 +106,22 @@ def run_dbt(params: RunParams, command: str = "build", extra: list[str] | None =
         log.log(dbt_line_level(line), "dbt | %s", line)
         tail = [*tail, line][-40:]
     code = proc.wait()
-    results = dbt_dir / "target" / "run_results.json"
     if code != 0:
-        failures = summarise_failures(results)
+        # a dbt that was killed wrote no run_results: an earlier run's would name an old failure
+        fresh = results.exists() and results.stat().st_mtime_ns != before
+        failures = summarise_failures(results) if fresh else ""
+        killed = ""
+        if code < 0:
+            killed = f"dbt was killed by signal {-code}" + (
+                " (SIGKILL: often the kernel's out-of-memory killer, which the machine's log names;"
+                " give the worker more memory or lower duckdb_memory_limit, docs/performance.md)"
+                if -code == signal.SIGKILL
+                else ""
+            )
+            killed += "; its last lines:\n"
         raise TransformError(
             f"dbt {command} failed for edition {params.edition} (exit {code}): "
+            + killed
             + (failures or "\n".join(tail[-15:]))
         )
     return results
