@@ -74,16 +74,7 @@ hashed_twice as (
 -- memory at scale 5 of make bench: 17 M keys in 3 GB; docs/performance.md)
 spellings as (
 
-    select distinct
-        address_key,
-        check_key,
-        country,
-        region,
-        city,
-        postal_code,
-        latitude,
-        longitude
-    from hashed_twice
+    select distinct * from hashed_twice
 
 ),
 
