@@ -1,3 +1,5 @@
+{{ config(materialized='view') }}
+
 -- Every counted address with the final cluster it lies in (null when it lies in none, or was
 -- not placed: int_address_keys_placed's rule), its country and organization.
 -- Summing weight per cluster_id and layer gives exactly the clusters' pct_count / pub_count.

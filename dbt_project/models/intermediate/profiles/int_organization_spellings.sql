@@ -2,21 +2,20 @@
 -- (normalize_organization() nests some 25 function calls, deeper than sqlfluff parses by default)
 -- Every distinct spelling of an applicant (patents) or organization (articles) of the counted
 -- addresses, one name per ';'-separated part, with its key under normalize_organization()
--- (docs/profiles.md). The normalisation runs once per distinct spelling; it needs no cluster,
--- so it runs beside geocoding and clustering instead of after them.
+-- (docs/profiles.md). The normalisation runs once per distinct spelling. The names are read
+-- from int_organizations_clustered (names as written per cluster), not from the address rows.
 with
 
-addresses as not materialized (
+organizations as not materialized (
 
-    select * from {{ ref('int_addresses_weighted') }}
+    select * from {{ ref('int_organizations_clustered') }}
 
 ),
 
 listed as (
 
     select distinct organization
-    from addresses
-    where organization is not null
+    from organizations
 
 ),
 

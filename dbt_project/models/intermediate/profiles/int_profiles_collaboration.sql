@@ -5,12 +5,13 @@
 --   domestic:      the rest (addresses outside the cluster, all in the cluster's economies; an
 --                  address without a country counts as outside the cluster but not abroad).
 -- Each pair carries the document's weight in the cluster, so that a cluster's scopes sum to its
--- fractional count.
+-- fractional count. The addresses are read folded onto their documents (int_documents_clustered:
+-- one row per document, cluster and country instead of one per address).
 with
 
 addresses as not materialized (
 
-    select * from {{ ref('int_addresses_clustered') }}
+    select * from {{ ref('int_documents_clustered') }}
 
 ),
 

@@ -3,6 +3,10 @@
 -- subject category. A document splits equally over its distinct fields; a document with no
 -- field that can be read gets one row with a null field (unclassified), so that the shares of
 -- every document sum to exactly 1.
+--
+-- Everything after the first grouping works on documents, not address rows: one grouping per
+-- layer reads the rows once, and fields are read once per distinct classification list (a few
+-- thousand in an edition), not once per document.
 with
 
 inventors as not materialized (
@@ -23,45 +27,117 @@ concordance as not materialized (
 
 ),
 
--- the distinct classification lists of every counted document (the rule of
--- int_addresses_weighted, macro is_counted), in one pass over the address rows; rows usually
--- repeat their document's list, so the lists are made distinct before they are split. A
--- counted document without a list keeps a null one (it stays unclassified).
-classification_lists as (
+{% for layer, rows, classes in [
+    ('patents', 'inventors', 'ipc'), ('publications', 'author_addresses', 'subject')
+] %}
+    -- the rows of the layer's counted documents (the rule of int_addresses_weighted, macro
+    -- is_counted), each list with its hash
+    counted_{{ layer }} as not materialized (
 
-    select distinct
-        layer,
-        document_id,
-        ipc as classes
-    from inventors
-    where {{ is_counted() }}
-    union all
-    select distinct
-        layer,
-        document_id,
-        subject as classes
-    from author_addresses
-    where {{ is_counted() }}
+        select
+            layer,
+            document_id,
+            {{ classes }} as classes,
+            case when {{ classes }} is not null then hash({{ classes }}) end as list_hash
+        from {{ rows }}
+        where {{ is_counted() }}
 
-),
+    ),
 
-documents as (
+    -- one row per counted document with the hash of its list, in one grouping over integers
+    -- (a text min() per document costs three times as much): rows usually repeat their
+    -- document's list; a document read with several lists is flagged and gets all of them
+    -- below. A counted document without a list keeps a null one (it stays unclassified).
+    documents_{{ layer }} as (
 
-    select distinct
-        layer,
-        document_id
-    from classification_lists
+        select
+            layer,
+            document_id,
+            min(list_hash) as list_hash,
+            min(list_hash) <> max(list_hash) as several_lists
+        from counted_{{ layer }}
+        group by layer, document_id
 
-),
+    ),
 
--- every IPC symbol of every row of the document
+    -- the distinct lists of the layer with their hash (a few thousand in a real edition)
+    distinct_lists_{{ layer }} as (
+
+        select distinct
+            list_hash,
+            classes
+        from counted_{{ layer }}
+        where list_hash is not null
+
+    ),
+
+    -- the documents read with several lists: their distinct lists joined by ';', whose symbols
+    -- are the union of theirs, under the hash of the joined text (none in the usual edition:
+    -- the semi-join's side is then empty)
+    several_lists_{{ layer }} as (
+
+        select
+            layer,
+            document_id,
+            hash(string_agg(classes, ';' order by classes)) as list_hash,
+            string_agg(classes, ';' order by classes) as classes
+        from (
+            select distinct
+                counted.layer,
+                counted.document_id,
+                counted.classes
+            from counted_{{ layer }} as counted
+            semi join documents_{{ layer }} as flagged
+                on
+                    counted.document_id = flagged.document_id
+                    and flagged.several_lists
+            where counted.list_hash is not null
+        ) as distinct_lists
+        group by layer, document_id
+
+    ),
+
+    -- every counted document with the hash of the list its fields are read from
+    document_lists_{{ layer }} as (
+
+        select
+            layer,
+            document_id,
+            list_hash
+        from documents_{{ layer }}
+        where several_lists is not true
+        union all
+        select
+            layer,
+            document_id,
+            list_hash
+        from several_lists_{{ layer }}
+
+    ),
+
+    -- every list to read, once: the distinct lists and the joined ones
+    lists_{{ layer }} as (
+
+        select
+            list_hash,
+            classes
+        from distinct_lists_{{ layer }}
+        union
+        select
+            list_hash,
+            classes
+        from several_lists_{{ layer }}
+
+    ),
+
+{% endfor %}
+-- every IPC symbol of every list
 ipc_symbols as (
 
     select distinct
-        document_id,
+        list_hash,
         upper(regexp_replace(unnest(string_split(classes, ';')), '[\s-]', '', 'g')) as symbol
-    from classification_lists
-    where layer = 'patents' and classes is not null
+    from lists_patents
 
 ),
 
@@ -69,7 +145,7 @@ ipc_symbols as (
 ipc_parts as (
 
     select
-        document_id,
+        list_hash,
         symbol,
         nullif(regexp_extract(symbol, '^([A-H][0-9]{2}[A-Z])', 1), '') as ipc_subclass,
         try_cast(nullif(regexp_extract(symbol, '^[A-H][0-9]{2}[A-Z]0*([0-9]{1,4})', 1), '') as integer)
@@ -83,13 +159,13 @@ ipc_parts as (
 ipc_matches as (
 
     select
-        ipc_parts.document_id,
+        ipc_parts.list_hash,
         ipc_parts.symbol,
         concordance.field_number,
         concordance.field_name,
         concordance.sector,
         row_number() over (
-            partition by ipc_parts.document_id, ipc_parts.symbol
+            partition by ipc_parts.list_hash, ipc_parts.symbol
             order by concordance.main_group_from is null, concordance.main_group_from
         ) as match_rank
     from ipc_parts
@@ -103,80 +179,83 @@ ipc_matches as (
 
 ),
 
-patent_fields as (
+-- the distinct fields of every list, each with its share of the list (1 / number of fields)
+patent_list_fields as (
 
-    select distinct
-        document_id,
+    select
+        list_hash,
         field_number,
         field_name,
-        sector
-    from ipc_matches
-    where match_rank = 1
+        sector,
+        1.0 / count(*) over (partition by list_hash) as field_share
+    from (
+        select distinct
+            list_hash,
+            field_number,
+            field_name,
+            sector
+        from ipc_matches
+        where match_rank = 1
+    ) as list_fields
 
 ),
 
-subject_fields as (
+-- a list that names no known field leaves its documents unclassified: one row, share 1
+patents_final as (
 
-    select distinct
-        document_id,
-        nullif(trim(unnest(string_split(classes, ';'))), '') as field_name
-    from classification_lists
-    where layer = 'publications' and classes is not null
+    select
+        document_lists.layer,
+        document_lists.document_id,
+        list_fields.field_number,
+        list_fields.field_name,
+        list_fields.sector,
+        coalesce(list_fields.field_share, 1.0) as field_share
+    from document_lists_patents as document_lists
+    left join patent_list_fields as list_fields
+        on document_lists.list_hash = list_fields.list_hash
 
 ),
 
-fields as (
+-- the distinct subjects of every list (list_distinct drops the empty ones, made null), with
+-- the share each gets
+subject_list_fields as (
 
     select
-        'patents' as layer,
-        document_id,
-        field_number,
-        field_name,
-        sector
-    from patent_fields
-    union all
+        list_hash,
+        unnest(subjects) as field_name,
+        1.0 / len(subjects) as field_share
+    from (
+        select
+            list_hash,
+            list_distinct(
+                list_transform(string_split(classes, ';'), lambda subject: nullif(trim(subject), ''))
+            ) as subjects
+        from lists_publications
+    ) as list_subjects
+    where len(subjects) > 0
+
+),
+
+publications_final as (
+
     select
-        'publications' as layer,
-        document_id,
+        document_lists.layer,
+        document_lists.document_id,
         null as field_number,
-        field_name,
-        null as sector
-    from subject_fields
-    where field_name is not null
-
-),
-
--- a document's number of fields (at least 1: an unclassified document keeps one null field), by
--- aggregate and join: cheaper at world scale than a window partitioned by document
-field_counts as (
-
-    select
-        layer,
-        document_id,
-        count(*) as n_fields
-    from fields
-    group by layer, document_id
+        list_fields.field_name,
+        null as sector,
+        coalesce(list_fields.field_share, 1.0) as field_share
+    from document_lists_publications as document_lists
+    left join subject_list_fields as list_fields
+        on document_lists.list_hash = list_fields.list_hash
 
 ),
 
 final as (
 
-    select
-        documents.layer,
-        documents.document_id,
-        fields.field_number,
-        fields.field_name,
-        fields.sector,
-        1.0 / coalesce(field_counts.n_fields, 1) as field_share
-    from documents
-    left join fields
-        on
-            documents.layer = fields.layer
-            and documents.document_id = fields.document_id
-    left join field_counts
-        on
-            documents.layer = field_counts.layer
-            and documents.document_id = field_counts.document_id
+    select * from patents_final
+    union all
+    select * from publications_final
 
 )
 

@@ -4,9 +4,10 @@
 -- frequent spelling in the whole window (ties: alphabetical), so a name is the same everywhere.
 with
 
-addresses as not materialized (
+-- the addresses' names as written, per cluster, with their exact weights
+organizations as not materialized (
 
-    select * from {{ ref('int_addresses_clustered') }}
+    select * from {{ ref('int_organizations_clustered') }}
 
 ),
 
@@ -17,18 +18,17 @@ spellings as not materialized (
 
 ),
 
--- Aggregated first: sums are linear, so splitting per distinct (cluster, spelling) gives the
--- same counts as splitting per address, on a few thousand rows instead of tens of millions.
+-- Aggregated first (int_organizations_clustered): sums are linear, so splitting per distinct
+-- (cluster, spelling) gives the same counts as splitting per address, on a few thousand rows
+-- instead of tens of millions.
 listed as (
 
     select
         layer,
         cluster_id,
-        {{ exact_sum('weight') }} as weight,
+        weight,
         string_split(organization, ';') as organizations
-    from addresses
-    where organization is not null
-    group by layer, cluster_id, organization
+    from organizations
 
 ),
 

@@ -1,10 +1,12 @@
 -- Each cluster's fractional count per layer and publication year of the window, with the
 -- cluster's share of the world's count of that year; years without documents are 0 rows.
+-- The addresses are read folded onto their documents (int_documents_clustered; its decimal
+-- weights give the same exact sums).
 with
 
 addresses as not materialized (
 
-    select * from {{ ref('int_addresses_clustered') }}
+    select * from {{ ref('int_documents_clustered') }}
 
 ),
 

@@ -1,0 +1,30 @@
+-- The counted addresses folded onto their documents: per layer, document, final cluster (null:
+-- outside every cluster), publication year and country, the exact sum of the addresses'
+-- weights (decimal, macro exact_sum's type, so that any sum over these rows is the same as
+-- over the address rows) and their number. One pass over the address rows, after which the
+-- links, collaboration scopes and trends work on documents (about half as many rows at scale 1
+-- of make bench; docs/performance.md).
+with
+
+addresses as not materialized (
+
+    select * from {{ ref('int_addresses_clustered') }}
+
+),
+
+final as (
+
+    select
+        layer,
+        document_id,
+        cluster_id,
+        publication_year,
+        country,
+        sum(cast(weight as decimal(38, 24))) as weight,
+        count(*) as n_addresses
+    from addresses
+    group by layer, document_id, cluster_id, publication_year, country
+
+)
+
+select * from final
