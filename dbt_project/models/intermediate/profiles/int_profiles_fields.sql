@@ -79,21 +79,27 @@ concordance as not materialized (
         select
             layer,
             document_id,
-            hash(string_agg(classes, ';' order by classes)) as list_hash,
-            string_agg(classes, ';' order by classes) as classes
+            hash(classes) as list_hash,
+            classes
         from (
-            select distinct
-                counted.layer,
-                counted.document_id,
-                counted.classes
-            from counted_{{ layer }} as counted
-            semi join documents_{{ layer }} as flagged
-                on
-                    counted.document_id = flagged.document_id
-                    and flagged.several_lists
-            where counted.list_hash is not null
-        ) as distinct_lists
-        group by layer, document_id
+            select
+                layer,
+                document_id,
+                string_agg(classes, ';' order by classes) as classes
+            from (
+                select distinct
+                    counted.layer,
+                    counted.document_id,
+                    counted.classes
+                from counted_{{ layer }} as counted
+                semi join documents_{{ layer }} as flagged
+                    on
+                        counted.document_id = flagged.document_id
+                        and flagged.several_lists
+                where counted.list_hash is not null
+            ) as distinct_lists
+            group by layer, document_id
+        ) as joined_lists
 
     ),
 
