@@ -170,6 +170,12 @@ class RunParams:
     edition then peaks under 4 GB with dbt and Python, docs/performance.md)."""
     duckdb_threads: AtLeastOne = 2
     """DuckDB threads, for the load step and dbt."""
+    document_buckets: Annotated[int, Field(ge=0)] = 0
+    """The models that work document by document (weights, documents' clusters, links,
+    collaboration scopes) are built in this many passes, each over one bucket of documents, so
+    that each pass's hash tables fit `duckdb_memory_limit` (docs/performance.md, "Buckets of
+    documents"). 0: one bucket per 20 M address rows loaded per GB of the memory limit (a
+    GII-size edition at 3GB: 1, one query per model)."""
     dbt_threads: AtLeastOne = 1
     """dbt models built at once. Each model already runs on every DuckDB thread; models built
     side by side share the memory limit and spill (docs/performance.md)."""

@@ -67,6 +67,7 @@ RUN_ONLY_PARAMETERS = frozenset(
         "duckdb_memory_limit",
         "duckdb_threads",
         "dbt_threads",
+        "document_buckets",
         "task_timeout_minutes",
         "lock_wait_seconds",
         "keep_validation_runs",

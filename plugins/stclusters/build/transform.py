@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from stclusters.config import DBT_PROJECT_DIR, RunParams
+from stclusters.handover import LoadStats
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,50 @@ def duckdb_memory_lent(con, keep: str = "256MB"):
         con.execute(f"set memory_limit = '{limit}'")
 
 
+# Address rows per GB of duckdb_memory_limit that one bucket of documents may hold (macro
+# document_bucket): a GII-size edition (51 M rows) is one bucket at 3GB; scale 5 of make bench
+# (256 M rows), whose per-document joins spilled or ran out of memory in one query, is five.
+BUCKET_ROWS_PER_GB = 20_000_000
+
+_SIZE_UNITS = {
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
+
+
+def memory_limit_bytes(limit: str) -> int:
+    """Bytes of a DuckDB memory_limit as written in the run parameters ('3GB', '2.5 GiB',
+    '3000MB', or a percentage of the machine's memory such as '75%')."""
+    text = limit.strip().lower()
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(%|[kmgt]i?b|b)?", text)
+    if not match:
+        raise ValueError(
+            f"duckdb_memory_limit {limit!r}: not a size; write it as DuckDB does, e.g. '3GB', "
+            "'3000MB', '2.5GiB' or '75%'"
+        )
+    number, unit = float(match.group(1)), match.group(2) or "b"
+    if unit == "%":
+        return int(number / 100 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    return int(number * _SIZE_UNITS[unit])
+
+
+def document_buckets(params: RunParams) -> int:
+    """The var document_buckets of the build: the run parameter when set, else one bucket per
+    BUCKET_ROWS_PER_GB address rows loaded (load_stats.json) per GB of the memory limit."""
+    if params.document_buckets:
+        return params.document_buckets
+    rows = LoadStats.read(params).rows_loaded()
+    per_bucket = BUCKET_ROWS_PER_GB * memory_limit_bytes(params.duckdb_memory_limit) / 1e9
+    return max(1, -(-rows // max(1, int(per_bucket))))
+
+
 class TransformError(RuntimeError):
     """dbt build failed; the message carries dbt's own summary of what failed."""
 
@@ -72,6 +117,14 @@ def dbt_env(params: RunParams) -> dict[str, str]:
 def run_dbt(params: RunParams, command: str = "build", extra: list[str] | None = None) -> Path:
     """Run one dbt command for the edition; returns the path of its run_results.json."""
     dbt_dir = params.workspace / "dbt"
+    buckets = document_buckets(params)
+    if buckets > 1:
+        log.info(
+            "dbt: the per-document models are built in %d buckets of documents (document_buckets;"
+            " duckdb_memory_limit %s)",
+            buckets,
+            params.duckdb_memory_limit,
+        )
     args = [
         dbt_executable(),
         "--no-use-colors",
@@ -85,7 +138,7 @@ def run_dbt(params: RunParams, command: str = "build", extra: list[str] | None =
         "--log-path",
         str(dbt_dir / "logs"),
         "--vars",
-        json.dumps(params.dbt_vars()),
+        json.dumps({**params.dbt_vars(), "document_buckets": buckets}),
         *(extra or []),
     ]
     log.info("running: %s", " ".join(args))

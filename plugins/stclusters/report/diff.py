@@ -70,6 +70,7 @@ IGNORED_PARAMETERS = (
     "duckdb_memory_limit",
     "duckdb_threads",
     "dbt_threads",
+    "document_buckets",
 )
 
 

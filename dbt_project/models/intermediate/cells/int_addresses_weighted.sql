@@ -1,3 +1,5 @@
+{{ config(materialized='bucketed_table') }}
+
 -- One row per address of a counted document: documents inside the edition's window (and, for
 -- articles, of a counted document type), each counting exactly 1, split equally over its
 -- addresses. address_key identifies the distinct address that geocoding works on
@@ -6,6 +8,8 @@
 -- Each layer is counted and joined on its own, then the two are put together: one aggregate
 -- over both layers' rows at once ran out of memory at scale 5 of make bench (57 M documents,
 -- 256 M rows, 3GB), where each layer's own aggregate spills and fits (docs/performance.md).
+-- A large edition is built one bucket of documents at a time (macro document_bucket), so that
+-- the document sizes and their join fit in memory instead of spilling.
 with
 
 inventors as not materialized (
@@ -36,7 +40,7 @@ author_addresses as not materialized (
             longitude,
             organization
         from {{ rows }}
-        where {{ is_counted() }}
+        where {{ is_counted() }} and {{ document_bucket('document_id') }}
 
     ),
 

@@ -1,3 +1,5 @@
+{{ config(materialized='bucketed_table') }}
+
 -- The counted addresses folded onto their documents: per layer, document, final cluster (null:
 -- outside every cluster), publication year and country, the exact sum of the addresses'
 -- weights (decimal, macro exact_sum's type, so that any sum over these rows is the same as
@@ -7,12 +9,14 @@
 --
 -- The addresses are materialized before they are grouped: at scale 5 (252 M rows) the view's
 -- join to each address key's cluster and the grouping in one pipeline ran out of memory at 3GB,
--- one after the other completes (276 s); at scale 1 both take the same time.
+-- one after the other completes (276 s); at scale 1 both take the same time. A large edition is
+-- built one bucket of documents at a time (macro document_bucket).
 with
 
 addresses as materialized (
 
     select * from {{ ref('int_addresses_clustered') }}
+    where {{ document_bucket('document_id') }}
 
 ),
 

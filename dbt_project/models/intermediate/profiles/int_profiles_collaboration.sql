@@ -1,3 +1,5 @@
+{{ config(materialized='bucketed_table') }}
+
 -- The collaboration scope of every (cluster, document) pair (definition in docs/profiles.md):
 --   local:         every address of the document lies in the cluster;
 --   international: at least one address outside the cluster is in a country that is not one of
@@ -7,17 +9,20 @@
 -- Each pair carries the document's weight in the cluster, so that a cluster's scopes sum to its
 -- fractional count. The addresses are read folded onto their documents (int_documents_clustered:
 -- one row per document, cluster and country instead of one per address).
+-- Built one bucket of documents at a time when the edition is large (macro document_bucket).
 with
 
 addresses as not materialized (
 
     select * from {{ ref('int_documents_clustered') }}
+    where {{ document_bucket('document_id') }}
 
 ),
 
 document_clusters as not materialized (
 
     select * from {{ ref('int_links_documents') }}
+    where {{ document_bucket('document_id') }}
 
 ),
 
