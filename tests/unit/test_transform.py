@@ -64,3 +64,80 @@ def test_a_killed_dbt_is_reported_as_killed_not_with_an_earlier_runs_failure(
     assert "(exit -9)" in message and "killed by signal 9" in message
     assert "int_cells_clustered" in message
     assert "old_model" not in message
+
+
+@pytest.mark.parametrize(
+    ("limit", "expected"),
+    [
+        ("3GB", 3 * 10**9),
+        ("3 gb", 3 * 10**9),
+        ("3000MB", 3 * 10**9),
+        ("2.5GiB", int(2.5 * 2**30)),
+        ("512KiB", 512 * 2**10),
+        ("1000", 1000),
+    ],
+)
+def test_memory_limit_bytes_reads_duckdbs_sizes(limit: str, expected: int) -> None:
+    from stclusters.build.transform import memory_limit_bytes
+
+    assert memory_limit_bytes(limit) == expected
+
+
+def test_memory_limit_as_a_share_of_the_machine() -> None:
+    import os
+
+    from stclusters.build.transform import memory_limit_bytes
+
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    assert memory_limit_bytes("50%") == pytest.approx(total / 2, rel=1e-9)
+
+
+@pytest.mark.parametrize("limit", ["3 gigs", "GB", "-1GB", "3GB; drop table x", ""])
+def test_a_memory_limit_that_is_not_a_size_is_refused_with_the_forms_it_takes(limit: str) -> None:
+    from stclusters.build.transform import memory_limit_bytes
+
+    with pytest.raises(ValueError, match=r"duckdb_memory_limit .*e\.g\. '3GB'"):
+        memory_limit_bytes(limit)
+
+
+@pytest.mark.parametrize(
+    ("rows", "limit", "expected"),
+    [
+        (0, "3GB", 1),  # nothing loaded yet: one query
+        (51_188_443, "3GB", 1),  # scale 1 of make bench, a GII-size edition
+        (60_000_000, "3GB", 1),
+        (60_000_001, "3GB", 2),
+        (256_012_398, "3GB", 5),  # scale 5
+        (256_012_398, "12GB", 2),  # a bigger machine needs fewer passes
+        (256_012_398, "1GB", 13),
+    ],
+)
+def test_document_buckets_grow_with_the_rows_loaded_and_shrink_with_memory(
+    tmp_path, rows: int, limit: str, expected: int
+) -> None:
+    from stclusters.build.transform import document_buckets
+    from stclusters.config import RunParams
+    from stclusters.handover import LoadStats
+
+    params = RunParams(edition=2023, workspace_dir=str(tmp_path / "ws"), duckdb_memory_limit=limit)
+    if rows:
+        split = rows // 10
+        LoadStats(
+            {
+                "patents.csv.gz": {"layer": "patents", "rows_loaded": split, "rows_quarantined": 0},
+                "publications.csv.gz": {
+                    "layer": "publications",
+                    "rows_loaded": rows - split,
+                    "rows_quarantined": 0,
+                },
+            }
+        ).write(params)
+    assert document_buckets(params) == expected
+
+
+def test_document_buckets_set_by_hand_win_over_the_rule(tmp_path) -> None:
+    from stclusters.build.transform import document_buckets
+    from stclusters.config import RunParams
+
+    params = RunParams(edition=2023, workspace_dir=str(tmp_path / "ws"), document_buckets=3)
+    assert document_buckets(params) == 3
