@@ -31,6 +31,7 @@ from pathlib import Path
 import pytest
 
 from stclusters.schema import COLUMNS
+from worlds import share_gazetteer
 
 pytestmark = pytest.mark.e2e
 
@@ -252,11 +253,14 @@ def _task_summary(stack: Stack, run_id: str) -> str:
     return ", ".join(f"{t}={s}" for t, s in rows)
 
 
-def test_backfill_three_editions_concurrently_then_rerun_unchanged(stack: Stack, tmp_path: Path) -> None:
+def test_backfill_three_editions_concurrently_then_rerun_unchanged(
+    stack: Stack, tmp_path: Path, gazetteer_cache: Path
+) -> None:
     editions = BACKFILL_EDITIONS
     for e in editions:
         write_world(tmp_path / "data" / str(e), e)
-    out, ws = tmp_path / "out", tmp_path / "ws"
+    # the editions share the session's gazetteer cache (their first pulls would each build it)
+    out, ws = tmp_path / "out", share_gazetteer(tmp_path / "ws", gazetteer_cache)
     (tmp_path / "sources.yml").write_text(
         "source_sets:\n"
         "  sample:\n"

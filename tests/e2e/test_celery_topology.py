@@ -40,6 +40,7 @@ from typing import Any
 import pytest
 
 from stclusters.schema import COLUMNS
+from worlds import share_gazetteer
 
 pytestmark = pytest.mark.e2e
 
@@ -411,7 +412,7 @@ TEST_ONLY_ENV = {
 }
 
 
-def test_edition_runs_on_celery_workers(topology: Topology, tmp_path: Path) -> None:
+def test_edition_runs_on_celery_workers(topology: Topology, tmp_path: Path, gazetteer_cache: Path) -> None:
     shared = airflow_env.read_env_file()
     topology.env.update(TEST_ONLY_ENV)
     assert topology.env["AIRFLOW__CORE__EXECUTOR"] == shared["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
@@ -447,7 +448,7 @@ def test_edition_runs_on_celery_workers(topology: Topology, tmp_path: Path) -> N
     conf = {
         **TINY_CONF,
         **write_tiny_world(tmp_path / "world"),
-        "workspace_dir": str(tmp_path / "workspace"),
+        "workspace_dir": str(share_gazetteer(tmp_path / "workspace", gazetteer_cache)),
         "output_dir": str(tmp_path / "output"),
     }
     run_id = f"e2e_celery_{secrets.token_hex(3)}"

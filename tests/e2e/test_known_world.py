@@ -20,6 +20,7 @@ import pytest
 from stclusters import tasks
 from stclusters.reference import gazetteer
 from stclusters.schema import PATENT_COLUMNS, PUBLICATION_COLUMNS
+from worlds import share_gazetteer
 
 pytestmark = pytest.mark.e2e
 
@@ -105,7 +106,7 @@ def _world(root: Path) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="module")
-def ranking(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
+def ranking(tmp_path_factory: pytest.TempPathFactory, gazetteer_cache: Path) -> pd.DataFrame:
     root = tmp_path_factory.mktemp("known_world")
     patents, articles = _world(root)
     conf = {
@@ -114,7 +115,7 @@ def ranking(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
         "min_patents": 50,
         "min_publications": 50,
         "top_n": 4,
-        "workspace_dir": str(root / "ws"),
+        "workspace_dir": str(share_gazetteer(root / "ws", gazetteer_cache)),
         "output_dir": str(root / "out"),
     }
     tasks.run_all(conf)

@@ -18,6 +18,8 @@ import duckdb
 import pandas as pd
 import pytest
 
+from worlds import share_gazetteer
+
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
@@ -47,7 +49,9 @@ def _airflow_env(home: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module", params=sorted(SOURCES))
-def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict:
+def run(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, gazetteer_cache: Path
+) -> dict:
     source = request.param
     root = tmp_path_factory.mktemp(source)
     env = _airflow_env(root / "airflow")
@@ -66,7 +70,7 @@ def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         # of a one-document country in a fixture this small
         "min_geocoded_share": 0.5,
         "major_country_min_share": 0.5,
-        "workspace_dir": str(root / "workspace"),
+        "workspace_dir": str(share_gazetteer(root / "workspace", gazetteer_cache)),
         "output_dir": str(root / "output"),
     }
     result = subprocess.run(

@@ -19,6 +19,7 @@ import pytest
 from stclusters import config, tasks
 from stclusters.publish import profiles
 from stclusters.schema import COLUMNS
+from worlds import share_gazetteer
 
 pytestmark = pytest.mark.e2e
 
@@ -83,7 +84,9 @@ def _world(folder: Path) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[config.RunParams, duckdb.DuckDBPyConnection]:
+def built(
+    tmp_path_factory: pytest.TempPathFactory, gazetteer_cache: Path
+) -> tuple[config.RunParams, duckdb.DuckDBPyConnection]:
     folder = tmp_path_factory.mktemp("profiles_world")
     paths = _world(folder)
     conf = {
@@ -93,7 +96,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[config.RunParams, d
         "min_patents": 20,
         "min_publications": 20,
         "top_n": 10,
-        "workspace_dir": str(folder / "ws"),
+        "workspace_dir": str(share_gazetteer(folder / "ws", gazetteer_cache)),
         "output_dir": str(folder / "out"),
     }
     for step in (tasks.pull, tasks.load, tasks.build):
@@ -304,13 +307,15 @@ SAMPLE = Path(os.environ.get("STCLUSTERS_SAMPLE_DIR", config.REPO_ROOT / "data" 
 @pytest.mark.skipif(
     not (SAMPLE / "patents.csv.gz").exists(), reason="sample world not generated (data/sample/2023)"
 )
-def test_sample_profiles_match_gii_2023(tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_sample_profiles_match_gii_2023(
+    tmp_path_factory: pytest.TempPathFactory, gazetteer_cache: Path
+) -> None:
     folder = tmp_path_factory.mktemp("profiles_sample")
     conf = {
         "edition": 2023,
         "patents_uri": str(SAMPLE / "patents.csv.gz"),
         "publications_uri": str(SAMPLE / "publications.csv.gz"),
-        "workspace_dir": str(folder / "ws"),
+        "workspace_dir": str(share_gazetteer(folder / "ws", gazetteer_cache)),
         "output_dir": str(folder / "out"),
     }
     for step in (tasks.pull, tasks.load, tasks.build):

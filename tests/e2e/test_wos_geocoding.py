@@ -17,6 +17,7 @@ import corpus_coverage as corpus_tool  # tools/corpus_coverage.py
 from realcorpus import CORPUS, ENTRIES, needs_corpus
 from stclusters import config, tasks
 from stclusters.schema import PATENT_COLUMNS
+from worlds import share_gazetteer
 
 pytestmark = pytest.mark.e2e
 
@@ -25,7 +26,7 @@ WOS = REPO / "tests" / "fixtures" / "wos" / "black-silicon-savedrecs.txt"
 
 
 @pytest.fixture(scope="module")
-def database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def database(tmp_path_factory: pytest.TempPathFactory, gazetteer_cache: Path) -> Path:
     root = tmp_path_factory.mktemp("wos")
     patents = root / "patents.csv.gz"
     with gzip.open(patents, "wt", encoding="utf-8", newline="") as fh:
@@ -45,7 +46,7 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "source_set": "wos",
         "edition": 2023,
         "window_years": 20,
-        "workspace_dir": str(root / "ws"),
+        "workspace_dir": str(share_gazetteer(root / "ws", gazetteer_cache)),
         "output_dir": str(root / "out"),
     }
     mp = pytest.MonkeyPatch()

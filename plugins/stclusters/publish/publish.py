@@ -62,7 +62,7 @@ VERIFY_KEY_FILE_ENV = "STCLUSTERS_VERIFY_KEY_FILE"
 # Run records: they describe a run (its time, the gate's run id, GX's Data Docs with their run
 # timestamps, our own validation page of that run), not the data. Every other published file
 # depends only on the inputs, the parameters and the code, and is byte-identical across runs
-# (tests/e2e/test_rerun_bytes.py).
+# (tests/e2e/test_sample_edition.py).
 RUN_RECORDS = (MANIFEST, SIGNATURE, "validation/", "validation.html")
 # The manifest's run fields (docs/operations.md, "Byte-identical reruns"): they differ between
 # two runs of the same inputs; everything else in the manifest is the same.
