@@ -203,12 +203,14 @@ def summarise_failures(run_results: Path) -> str:
     )
 
 
-def build(params: RunParams, selector: str) -> dict:
+def build(params: RunParams, selector: str | None) -> dict:
     """``dbt build --selector <selector>`` (dbt_project/selectors.yml) for the edition: one layer
     of models with their tests. Returns a small summary (for the task log and XCom); the run's
     run_results.json is kept as ``<workspace>/dbt/run_results/<selector>.json`` (the next
-    selection's run overwrites dbt's own)."""
-    results_path = run_dbt(params, "build", ["--selector", selector])
+    selection's run overwrites dbt's own). ``selector=None`` builds every node in one ``dbt
+    build`` (the five selections together: each node is in exactly one), kept as ``all.json``."""
+    results_path = run_dbt(params, "build", ["--selector", selector] if selector else [])
+    selector = selector or "all"
     kept = params.workspace / "dbt" / "run_results" / f"{selector}.json"
     kept.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(results_path, kept)
