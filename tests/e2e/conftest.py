@@ -17,6 +17,7 @@ from worlds import (
     EDITION,
     PATENT_YEARS,
     Base,
+    run_edition,
     share_gazetteer,
     tree_hashes,
     world_rows,
@@ -69,7 +70,7 @@ def published_base(tmp_path_factory: pytest.TempPathFactory, gazetteer_cache: Pa
         "workspace_dir": str(share_gazetteer(root / "ws-base", gazetteer_cache)),
         "output_dir": str(root / "out"),
     }
-    result = tasks.run_all(conf)
+    result = run_edition(conf)
     assert result["validate_gate"]["passed"] is True
     assert result["publish_edition"]["outcome"] == "published"
     out = root / "out"

@@ -17,10 +17,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from stclusters import tasks
 from stclusters.reference import gazetteer
 from stclusters.schema import PATENT_COLUMNS, PUBLICATION_COLUMNS
-from worlds import share_gazetteer
+from worlds import run_edition, share_gazetteer
 
 pytestmark = pytest.mark.e2e
 
@@ -118,7 +117,7 @@ def ranking(tmp_path_factory: pytest.TempPathFactory, gazetteer_cache: Path) -> 
         "workspace_dir": str(share_gazetteer(root / "ws", gazetteer_cache)),
         "output_dir": str(root / "out"),
     }
-    tasks.run_all(conf)
+    run_edition(conf)
     return pd.read_csv(root / "out" / "2023" / "ranking.csv")
 
 

@@ -17,11 +17,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from stclusters import tasks
 from stclusters.build import robustness
 from stclusters.reference import gazetteer
 from stclusters.schema import PATENT_COLUMNS, PUBLICATION_COLUMNS
-from worlds import share_gazetteer
+from worlds import run_edition, share_gazetteer
 
 pytestmark = pytest.mark.e2e
 
@@ -105,7 +104,7 @@ def editions(tmp_path_factory: pytest.TempPathFactory, gazetteer_cache: Path) ->
     conf = _world(root)
     out = {}
     for mode in ("fast", "off"):
-        tasks.run_all(
+        run_edition(
             {
                 **conf,
                 "robustness": mode,
