@@ -15,10 +15,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from stclusters import config
+from stclusters import config, tasks
 from stclusters.build.dbt_plugin import register_udfs
 from stclusters.load import land
-from stclusters.schema import COLUMNS
+from stclusters.schema import COLUMNS, PATENT_COLUMNS, PUBLICATION_COLUMNS
 
 # Tests place output_dir and workspace_dir under pytest's temporary folders through the run conf:
 # allow them as a deployment would (config.allowed_roots); subprocesses inherit the setting.
@@ -185,3 +185,25 @@ def _run_sql(params: config.RunParams, sql: str) -> None:
 def edition_sql() -> Callable[[config.RunParams, str], None]:
     """``edition_sql(params, sql)`` runs SQL on the edition's database (to inject faults)."""
     return _run_sql
+
+
+@pytest.fixture(scope="session")
+def gazetteer_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A workspace folder whose real pull built the gazetteer cache (~15 s, once a session and
+    test process); ``worlds.share_gazetteer(folder, gazetteer_cache)`` lets another workspace use
+    it, and ``gazetteer_files(gazetteer_cache)`` is the folder of its files."""
+    root = tmp_path_factory.mktemp("gazetteer")
+    patents, publications = root / "patents.csv", root / "publications.csv"
+    patents.write_text(",".join(PATENT_COLUMNS) + "\nWO1,2020-03-05,1,Tokyo,,,JP,,,Acme,G06F\n")
+    publications.write_text(",".join(PUBLICATION_COLUMNS) + "\nWOS:1,2019,Article,1,Univ,Tokyo,,,JP,,,X\n")
+    tasks.pull(
+        {
+            "edition": 2023,
+            "patents_uri": str(patents),
+            "publications_uri": str(publications),
+            "workspace_dir": str(root / "ws"),
+            "output_dir": str(root / "out"),
+        }
+    )
+    assert (root / "ws" / "_gazetteer").is_dir()
+    return root / "ws"

