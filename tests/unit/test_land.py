@@ -387,3 +387,22 @@ def test_adapter_quarantine_keeps_its_unit_and_the_gate_share_is_per_unit(tmp_pa
     assert shares["publications/address"][2] == pytest.approx((89 + load_rows) / 900)
     assert shares["patents/address"] == (8, 5, 5 / 8)  # a canonical layer: its rows are addresses
     assert "patents/record" not in shares
+
+
+def test_country_macro_agrees_with_the_reference_on_every_two_letter_code() -> None:
+    """The load's country check (stc_is_iso_country) says what stclusters.reference.countries
+    says, for all 676 upper-case pairs and for text that is not a pair; null stays null (a row
+    without a country is not refused by this check)."""
+    from string import ascii_uppercase
+
+    from stclusters.load.land import create_country_macro
+    from stclusters.reference.countries import is_iso_country
+
+    con = duckdb.connect()
+    create_country_macro(con)
+    codes = [a + b for a in ascii_uppercase for b in ascii_uppercase]
+    codes += ["", "J", "JPN", "jp", "J,", ",P", "JP,", " JP", "%", "J%", "'", "ÄB"]
+    got = dict(con.execute("select c, stc_is_iso_country(c) from unnest(?) as t(c)", [codes]).fetchall())
+    assert got == {c: is_iso_country(c) for c in codes}
+    assert sum(got.values()) >= 240  # the ISO list, not an empty one
+    assert con.execute("select stc_is_iso_country(null::varchar)").fetchone()[0] is None
