@@ -206,8 +206,8 @@ def test_counts_are_conserved(built) -> None:
     assert diff == pytest.approx(0.0, abs=1e-9)
     # count = internal + links + part paired with addresses outside every cluster, per cluster and layer
     gap = con.sql(
-        """with d as (select layer, document_id, cluster_id, cluster_weight,
-                       sum(cluster_weight) over (partition by layer, document_id) as clustered
+        """with d as (select layer, document_key, cluster_id, cluster_weight,
+                       sum(cluster_weight) over (partition by layer, document_key) as clustered
                    from int_links_documents),
             parts as (select layer, cluster_id, sum(cluster_weight * cluster_weight) as internal,
                        sum(cluster_weight * (1 - clustered)) as outside, sum(cluster_weight) as total
@@ -344,3 +344,21 @@ def test_sample_profiles_match_gii_2023(
         assert international > 0
     finally:
         con.close()
+
+
+def test_two_documents_under_one_key_stop_the_weighting(built) -> None:
+    """int_addresses_weighted groups documents on a 64-bit hash of their id (macro
+    document_key). Its compiled SQL, run as built, gives the table's rows; with the key forced
+    into 2 values (so that documents collide) the check hash must stop it with the key named."""
+    params, con = built
+    compiled = next((params.workspace / "dbt" / "target" / "compiled").rglob("int_addresses_weighted.sql"))
+    sql = compiled.read_text(encoding="utf-8")
+    assert sql.count("hash(document_id)") == 2 and sql.count("hash(counted.document_id)") == 2
+    assert "hash(document_id || '#')" in sql
+    table = sorted(map(repr, con.sql("select * from int_addresses_weighted").fetchall()))
+    assert sorted(map(repr, con.sql(sql).fetchall())) == table
+    collided = sql.replace("hash(document_id)", "(hash(document_id) % 2)").replace(
+        "hash(counted.document_id)", "(hash(counted.document_id) % 2)"
+    )
+    with pytest.raises(duckdb.Error, match=r"document_key [01] hashes two different document ids"):
+        con.sql(collided).fetchall()

@@ -45,14 +45,30 @@ author_addresses as not materialized (
     ),
 
     -- addresses per document: a hash aggregate and a join, cheaper at world scale than a window
-    -- partitioned over tens of millions of rows
+    -- partitioned over tens of millions of rows; grouped on the document's key (macro
+    -- document_key), with a second hash of the id that tells two documents under one key apart
     document_sizes_{{ rows }} as (
 
         select
-            document_id,
-            count(*) as n_addresses
+            {{ document_key() }} as document_key,
+            count(*) as n_addresses,
+            min({{ document_key(check=true) }}) = max({{ document_key(check=true) }}) as is_one_document
         from counted_{{ rows }}
-        group by document_id
+        group by document_key
+
+    ),
+
+    checked_sizes_{{ rows }} as (
+
+        select
+            document_key,
+            n_addresses
+        from document_sizes_{{ rows }}
+        where
+            case
+                when is_one_document then true
+                else error('document_key ' || document_key || ' hashes two different document ids')
+            end
 
     ),
 
@@ -61,6 +77,7 @@ author_addresses as not materialized (
         select
             counted.layer,
             counted.document_id,
+            document_sizes.document_key,
             counted.address_seq,
             counted.publication_year,
             counted.country,
@@ -73,8 +90,8 @@ author_addresses as not materialized (
             'counted.latitude', 'counted.longitude'
         ) }} as address_key
         from counted_{{ rows }} as counted
-        inner join document_sizes_{{ rows }} as document_sizes
-            on counted.document_id = document_sizes.document_id
+        inner join checked_sizes_{{ rows }} as document_sizes
+            on {{ document_key('counted.document_id') }} = document_sizes.document_key
 
     ),
 

@@ -39,6 +39,7 @@ final as (
     select
         addresses.layer,
         addresses.document_id,
+        addresses.document_key,
         addresses.address_seq,
         addresses.publication_year,
         addresses.weight,

@@ -16,7 +16,7 @@ with
 addresses as materialized (
 
     select * from {{ ref('int_addresses_clustered') }}
-    where {{ document_bucket('document_id') }}
+    where {{ document_bucket('document_key') }}
 
 ),
 
@@ -24,14 +24,14 @@ final as (
 
     select
         layer,
-        document_id,
+        document_key,
         cluster_id,
         publication_year,
         country,
         sum(cast(weight as decimal(38, 24))) as weight,
         count(*) as n_addresses
     from addresses
-    group by layer, document_id, cluster_id, publication_year, country
+    group by layer, document_key, cluster_id, publication_year, country
 
 )
 

@@ -12,7 +12,7 @@ with
 documents as not materialized (
 
     select * from {{ ref('int_documents_clustered') }}
-    where {{ document_bucket('document_id') }}
+    where {{ document_bucket('document_key') }}
 
 ),
 
@@ -20,13 +20,13 @@ final as (
 
     select
         layer,
-        document_id,
+        document_key,
         cluster_id,
         {{ exact_sum('weight') }} as cluster_weight,
         sum(n_addresses)::bigint as n_addresses
     from documents
     where cluster_id is not null
-    group by layer, document_id, cluster_id
+    group by layer, document_key, cluster_id
 
 )
 

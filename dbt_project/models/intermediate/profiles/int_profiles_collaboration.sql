@@ -15,14 +15,14 @@ with
 addresses as not materialized (
 
     select * from {{ ref('int_documents_clustered') }}
-    where {{ document_bucket('document_id') }}
+    where {{ document_bucket('document_key') }}
 
 ),
 
 document_clusters as not materialized (
 
     select * from {{ ref('int_links_documents') }}
-    where {{ document_bucket('document_id') }}
+    where {{ document_bucket('document_key') }}
 
 ),
 
@@ -46,7 +46,7 @@ outside_addresses as (
 
     select
         document_clusters.layer,
-        document_clusters.document_id,
+        document_clusters.document_key,
         document_clusters.cluster_id,
         bool_or(
             addresses.country is not null
@@ -56,10 +56,10 @@ outside_addresses as (
     inner join addresses
         on
             document_clusters.layer = addresses.layer
-            and document_clusters.document_id = addresses.document_id
+            and document_clusters.document_key = addresses.document_key
             and addresses.cluster_id is distinct from document_clusters.cluster_id
     inner join economies on document_clusters.cluster_id = economies.cluster_id
-    group by document_clusters.layer, document_clusters.document_id, document_clusters.cluster_id
+    group by document_clusters.layer, document_clusters.document_key, document_clusters.cluster_id
 
 ),
 
@@ -68,10 +68,10 @@ final as (
     select
         document_clusters.layer,
         document_clusters.cluster_id,
-        document_clusters.document_id,
+        document_clusters.document_key,
         document_clusters.cluster_weight,
         case
-            when outside_addresses.document_id is null then 'local'
+            when outside_addresses.document_key is null then 'local'
             when outside_addresses.has_foreign_address then 'international'
             else 'domestic'
         end as scope
@@ -79,7 +79,7 @@ final as (
     left join outside_addresses
         on
             document_clusters.layer = outside_addresses.layer
-            and document_clusters.document_id = outside_addresses.document_id
+            and document_clusters.document_key = outside_addresses.document_key
             and document_clusters.cluster_id = outside_addresses.cluster_id
 
 )

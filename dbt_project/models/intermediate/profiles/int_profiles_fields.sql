@@ -257,11 +257,17 @@ publications_final as (
 
 ),
 
+-- with the document's key (macro document_key), which the profiles join on
 final as (
 
-    select * from patents_final
-    union all
-    select * from publications_final
+    select
+        *,
+        {{ document_key() }} as document_key
+    from (
+        select * from patents_final
+        union all
+        select * from publications_final
+    ) as document_fields
 
 )
 

@@ -11,6 +11,14 @@ from stclusters.build import robustness
 from stclusters.build.transform import exact_sum
 
 
+def per_document(document: str) -> str:
+    """Each document's weight in each cluster, the document named by ``document``."""
+    return (
+        f"select layer, {document} as document_id, cluster_id, {exact_sum('weight')} as weight "
+        f"from addresses where cluster_id is not null group by layer, {document}, cluster_id"
+    )
+
+
 def model(dbt, session):
     dbt.config(materialized="table")
     mode = str(dbt.config.get("robustness"))
@@ -28,18 +36,18 @@ def model(dbt, session):
         .df()
     )
     worlds = {"patents": float(world["patents"][0]), "publications": float(world["publications"][0])}
-    per_document = (
-        f"select layer, document_id, cluster_id, {exact_sum('weight')} as weight from addresses "
-        "where cluster_id is not null group by layer, document_id, cluster_id"
-    )
     addresses = dbt.ref("int_addresses_clustered")
     if mode == "fast":
+        # sums over documents, which need no order: grouped on the document's key (an integer)
         sums = addresses.query(
             "addresses",
             f"select layer, cluster_id, {exact_sum('weight')} as weight_sum, "
             f"{exact_sum('weight * weight')} as weight_square_sum "
-            f"from ({per_document}) group by layer, cluster_id",
+            f"from ({per_document('document_key')}) group by layer, cluster_id",
         ).df()
         return robustness.sampling_intervals(clusters, worlds, mode, cluster_sums=sums)
-    rows = addresses.query("addresses", per_document + " order by layer, document_id, cluster_id").df()
+    # the bootstrap draws per document in the order of their ids
+    rows = addresses.query(
+        "addresses", per_document("document_id") + " order by layer, document_id, cluster_id"
+    ).df()
     return robustness.sampling_intervals(clusters, worlds, mode, document_weights=rows)

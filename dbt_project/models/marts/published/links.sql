@@ -31,7 +31,7 @@ pairs as (
     inner join document_clusters as b
         on
             a.layer = b.layer
-            and a.document_id = b.document_id
+            and a.document_key = b.document_key
             and a.cluster_id <> b.cluster_id
     group by a.layer, a.cluster_id, b.cluster_id
 

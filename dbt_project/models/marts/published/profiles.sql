@@ -95,7 +95,7 @@ field_items as (
     inner join document_fields
         on
             document_clusters.layer = document_fields.layer
-            and document_clusters.document_id = document_fields.document_id
+            and document_clusters.document_key = document_fields.document_key
     where document_fields.field_name is not null
     group by
         document_clusters.cluster_id,
