@@ -342,3 +342,16 @@ def test_an_edition_without_clusters_has_no_variation_ranks_and_no_error() -> No
     grid = rb.variation_grid("fast", EPS, 1e6, 1e6, RES)
     out = rb.method_variations(cells, clusters, ranks, WORLDS, grid, top_n=10)
     assert out.empty
+
+
+def test_variations_in_threads_give_the_rows_of_one_thread() -> None:
+    """workers re-clusters variations at once; the rows (order included) must not depend on it."""
+    cells = _cells([(50.0, 0, 300), (50.0, 14, 120), (50.0, 60, 200), (50.0, 120, 100), (50.0, 131, 60)])
+    clusters, ranks = _edition(cells, 50)
+    grid = rb.variation_grid("fast", EPS, 50, 50, RES)
+    assert len(grid) == 5
+    one = rb.method_variations(cells, clusters, ranks, WORLDS, grid, top_n=10)
+    for workers in (2, 8):
+        many = rb.method_variations(cells, clusters, ranks, WORLDS, grid, top_n=10, workers=workers)
+        pd.testing.assert_frame_equal(many, one)
+    assert set(one["status"]) - {"same"}, "some variation changes a cluster"

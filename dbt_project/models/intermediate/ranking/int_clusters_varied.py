@@ -69,7 +69,16 @@ def model(dbt, session):
             )
             .df()
         )
+    # as many variations at once as the run gives DuckDB threads (duckdb_threads), idle meanwhile
+    threads = int(session.sql("select current_setting('threads')").fetchall()[0][0])
     varied = robustness.method_variations(
-        cells, merged, clusters, worlds, grid, int(dbt.config.get("top_n")), locations=locations
+        cells,
+        merged,
+        clusters,
+        worlds,
+        grid,
+        int(dbt.config.get("top_n")),
+        locations=locations,
+        workers=threads,
     )
     return varied.astype(COLUMNS)
