@@ -169,7 +169,8 @@ class RunParams:
     """DuckDB `memory_limit` of the edition's database, for the load step and dbt (a scale-1
     edition then peaks under 4 GB with dbt and Python, docs/performance.md)."""
     duckdb_threads: AtLeastOne = 2
-    """DuckDB threads, for the load step and dbt."""
+    """DuckDB threads, for the load step and dbt (also the robustness variations re-clustered at
+    once, while DuckDB waits)."""
     document_buckets: Annotated[int, Field(ge=0)] = 0
     """The models that work document by document (weights, documents' clusters, links,
     collaboration scopes) are built in this many passes, each over one bucket of documents, so
