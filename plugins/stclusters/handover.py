@@ -46,6 +46,8 @@ LANDED_FILE = "landed.json"
 LOAD_STATS_FILE = "load_stats.json"
 GATE_SUMMARY_FILE = "latest.json"
 REPORT_RECORD_FILE = "report.json"
+# The published report page (written by stclusters.report, copied by publish)
+REPORT = "report.html"
 MANIFEST = "manifest.json"
 
 # The published tables and the query that exports each (sorted: same data, same bytes).

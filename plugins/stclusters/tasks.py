@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from stclusters import config, handover, runlock
-from stclusters.build import transform
 from stclusters.config import RunParams
-from stclusters.gate import validate
 from stclusters.handover import LandedInputs, LandedLayer, LoadStats
-from stclusters.load import land
-from stclusters.publish import publish
+
+# The steps' modules (stclusters.load.land, build.transform, gate.validate, publish.publish) are
+# imported by the functions that use them, not here: Airflow runs each task in a process of its
+# own, and a build step, which only starts dbt, need not import pandas, scipy and Great
+# Expectations first (1.4 s of imports for every task process; docs/performance.md).
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,7 @@ def pull(conf: Mapping[str, Any] | None = None) -> dict:
     canonical format, and record every landed file (URI, size, sha256, fetch time, decompressed
     bytes and lines). Files landed by earlier runs that this run does not use are removed
     (landing retention: the landing folder holds what the last landed.json references)."""
+    from stclusters.load import land
     from stclusters.pull import sources
 
     params = _params(conf, announce=True)
@@ -153,6 +155,8 @@ def pull(conf: Mapping[str, Any] | None = None) -> dict:
 
 def _refuse_republish_early(params: RunParams, layers: Mapping[str, LandedLayer]) -> None:
     """Fail the pull, before anything is loaded or built, when publish would refuse the run."""
+    from stclusters.publish import publish
+
     inputs = {layer: v.sha256s for layer, v in layers.items()}
     reason = publish.refusal_before_build(params, inputs)
     if reason:
@@ -225,6 +229,8 @@ def _count(value: Any, where: str) -> int | None:
 
 def _check_converted_rows(layer: str, files: list[dict], conversion: dict) -> None:
     """Declared rows of a converted format are the records its adapter read, all files together."""
+    from stclusters.load import land
+
     declared = [f["expected_rows"] for f in files]
     if not any(r is not None for r in declared):
         return
@@ -273,6 +279,9 @@ def clean_workspace(root: Path) -> list[Path]:
     validate.prune_validation_runs would remove (all but the newest ``keep_validation_runs`` and
     the one latest.json names). Never touches the published editions, the
     current database, landed.json or the gazetteer cache. Returns what was removed."""
+    from stclusters.gate import validate
+    from stclusters.load import land
+
     removed: list[Path] = []
     # keep_validation_runs from the environment, else the default: not config.resolve(None), which
     # needs the default source set (a deployment's own sources file may not have it) and fails
@@ -349,6 +358,8 @@ def _to_canonical(
     """Canonical dumps are loaded as landed (their header is checked); other formats are converted
     by their adapter in stclusters.load.formats into one canonical file per layer, whose quarantined
     records count against max_quarantine_share like the load step's own."""
+    from stclusters.load import land
+
     if fmt == "canonical":
         for p in paths:
             land.check_header(p, layer)
@@ -383,6 +394,8 @@ def _to_canonical(
 @_one_run_per_edition()
 def load(conf: Mapping[str, Any] | None = None) -> dict:
     """Load the landed canonical files and the gazetteer into the edition's DuckDB file."""
+    from stclusters.load import land
+
     params = _params(conf)
     record = LandedInputs.read(params)
     if record is None:
@@ -420,6 +433,8 @@ def _dbt_step(selector: str, what: str) -> Callable[..., dict]:
     and their dbt tests, on the edition's DuckDB file."""
 
     def step(conf: Mapping[str, Any] | None = None) -> dict:
+        from stclusters.build import transform
+
         return transform.build(_params(conf), selector)
 
     step.__name__ = step.__qualname__ = selector
@@ -449,6 +464,8 @@ def build(conf: Mapping[str, Any] | None = None) -> dict:
     world). The selections cover every node exactly once (tests/unit/test_dbt_project.py), so it
     builds what the five steps build; the DAG, ``python -m stclusters run`` and bench/run.py run
     the steps one by one (``BUILD_STEPS``)."""
+    from stclusters.build import transform
+
     return {"build": transform.build(_params(conf), None)}
 
 
@@ -456,6 +473,8 @@ def build(conf: Mapping[str, Any] | None = None) -> dict:
 def validate_gate(conf: Mapping[str, Any] | None = None) -> dict:
     """Great Expectations gate: raises (failing the run) when a critical expectation fails.
     The verdict is the task's last line."""
+    from stclusters.gate import validate
+
     params = _params(conf)
     try:
         result = validate.run_gate(params)
@@ -486,6 +505,8 @@ def report(conf: Mapping[str, Any] | None = None) -> dict:
 def publish_edition(conf: Mapping[str, Any] | None = None) -> dict:
     """Publish the validated edition atomically to <output_dir>/<edition>/. The outcome
     (published / unchanged / republished / refused) is the task's last line."""
+    from stclusters.publish import publish
+
     params = _params(conf)
     try:
         result = publish.publish_edition(params)
@@ -500,7 +521,7 @@ def publish_edition(conf: Mapping[str, Any] | None = None) -> dict:
 
 
 # The published files declared as the DAG's Assets (dags/st_clusters.py, PUBLISHED_FILES).
-PUBLISHED_ASSET_FILES = (*handover.DATA_FILES, publish.REPORT, handover.MANIFEST)
+PUBLISHED_ASSET_FILES = (*handover.DATA_FILES, handover.REPORT, handover.MANIFEST)
 
 
 def published_assets(result: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

@@ -73,3 +73,28 @@ def test_published_assets_give_edition_outcome_uri_and_sha256(tmp_path: Path) ->
         "uri": (folder / "ranking.csv").resolve().as_uri(),
         "sha256": hashlib.sha256(b"ranking.csv").hexdigest(),
     }
+
+
+def test_a_build_step_process_imports_no_data_library_before_dbt() -> None:
+    """Each task is a process of its own: importing the task bodies and the build step's module
+    must not pull in pandas, numpy, scipy, Great Expectations or DuckDB (1.4 s of imports in every
+    task process before they were imported where used), and those still load when a step needs
+    them."""
+    import subprocess
+    import sys
+
+    heavy = ("pandas", "numpy", "scipy", "great_expectations", "duckdb")
+    probe = (
+        "import sys\n"
+        "from stclusters import tasks\n"
+        "from stclusters.build import transform\n"
+        f"print('before:' + ','.join(m for m in {heavy!r} if m in sys.modules))\n"
+        "from stclusters.gate import validate\n"
+        "from stclusters.publish import publish\n"
+        "assert publish.REPORT == 'report.html' and tasks.PUBLISHED_ASSET_FILES\n"
+        f"print('after:' + ','.join(m for m in {heavy!r} if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    before, after = out.stdout.strip().splitlines()
+    assert before == "before:"
+    assert set(after.removeprefix("after:").split(",")) >= {"pandas", "duckdb"}
