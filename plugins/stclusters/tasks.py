@@ -23,8 +23,8 @@ from stclusters.handover import LandedInputs, LandedLayer, LoadStats
 
 # The steps' modules (stclusters.load.land, build.transform, gate.validate, publish.publish) are
 # imported by the functions that use them, not here: Airflow runs each task in a process of its
-# own, and a build step, which only starts dbt, need not import pandas, scipy and Great
-# Expectations first (1.4 s of imports for every task process; docs/performance.md).
+# own, and a build step, which only starts dbt, need not import pandas, numpy, scipy, h3 and
+# DuckDB first (1.4 s of imports for every task process; docs/performance.md).
 
 log = logging.getLogger(__name__)
 
