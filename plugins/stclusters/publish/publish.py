@@ -41,6 +41,7 @@ from stclusters import handover
 from stclusters.config import REPO_ROOT, RunParams
 from stclusters.handover import (
     MANIFEST,
+    REPORT,
     RUN_ONLY_PARAMETERS,
     GateSummary,
     LandedInputs,
@@ -75,7 +76,6 @@ MANIFEST_RUN_FIELDS = (
     "the output and workspace folders wherever they appear",
     "parameters: " + ", ".join(sorted(RUN_ONLY_PARAMETERS)),
 )
-REPORT = handover.REPORT
 # The comparison with the previous published edition: it depends on which editions were
 # published before this one (a backfill publishes them in any order), not on this edition's
 # inputs. A re-run whose other files and inputs are identical keeps the published diff (and the
