@@ -533,6 +533,7 @@ point_rows as (
         latitude,
         longitude,
         lon_cell,
+        lat_margin,
         lon_margin,
         unnest(range(
             greatest(cast(floor((latitude - lat_margin) * 10) as integer), lat_cell - 1),
@@ -548,6 +549,8 @@ point_cells as (
         address_key,
         latitude,
         longitude,
+        lat_margin,
+        lon_margin,
         lat_cell,
         unnest(range(
             greatest(cast(floor((longitude - lon_margin) * 10) as integer), lon_cell - 1),
@@ -589,6 +592,12 @@ point_distances as (
         on
             point_cells.lat_cell = place_cells.lat_cell
             and point_cells.lon_cell = place_cells.lon_cell
+    -- the box of the margins first (it holds every place within 5 km, see points): the
+    -- great-circle distance is then computed for the places in it, not for every place of the
+    -- reached cells (the same candidates within 5 km)
+    where
+        abs(place_cells.latitude - point_cells.latitude) <= point_cells.lat_margin
+        and abs(place_cells.longitude - point_cells.longitude) <= point_cells.lon_margin
 
 ),
 

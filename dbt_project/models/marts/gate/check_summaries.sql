@@ -50,10 +50,10 @@ geocoded as not materialized (
             publication_year
             between {{ var(layer ~ '_first_year') }} and {{ var(layer ~ '_last_year') }} as in_window,
             {{ is_counted() }} as is_counted,
-            nullif(trim(document_id), '') is null as missing_document_id,
             address_seq is null as missing_address_seq,
             publication_year is null as missing_year,
-            nullif(trim(country), '') is null as missing_country
+            -- staged as upper(trim(country)): blank is the empty string, no trim again here
+            nullif(country, '') is null as missing_country
         from {{ rows }}
 
     ),
@@ -93,7 +93,8 @@ document_rows as (
             ) as n_rows_outside_mask,
             bool_and(in_window) as in_window,
             bool_or(is_counted) as is_counted,
-            count(*) filter (where missing_document_id) as missing_document_id,
+            -- the id is the group's: trimmed once per document, not once per row
+            case when nullif(trim(document_id), '') is null then count(*) else 0 end as missing_document_id,
             count(*) filter (where missing_address_seq) as missing_address_seq,
             count(*) filter (where missing_year) as missing_year,
             count(*) filter (where missing_country) as missing_country
