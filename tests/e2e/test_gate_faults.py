@@ -128,6 +128,32 @@ def test_duplicated_documents_block(base: Base) -> None:
     )
 
 
+def test_addresses_without_a_country_stop_the_build(base: Base) -> None:
+    """An empty country field is loaded (the load refuses an unknown code, not a missing one),
+    and dbt's not_null test on the staged country stops the build, naming the rows; a country of
+    spaces only is no code at all: quarantined by the load. Nothing is published."""
+    from stclusters.build.transform import TransformError
+
+    def without_country(rows: Rows) -> Rows:
+        for r in rows[:7]:
+            r[8] = ""
+        rows[7][8] = "   "
+        return rows
+
+    conf = fault_conf(base, "no_country", _with_rows(base, "publications", without_country))
+    tasks.load(conf)
+    db = Path(conf["workspace_dir"]) / str(EDITION) / "stclusters.duckdb"
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("select count(*) from raw.publications where country is null").fetchone()[0] == 7
+        quarantined = con.execute(
+            "select field, reason from raw.quarantine where layer = 'publications'"
+        ).fetchall()
+    assert quarantined == [("country", "unknown country code")]
+    with pytest.raises(TransformError, match="not_null_stg_publications__addresses_country.*Got 7 results"):
+        tasks.build(conf)
+    assert_nothing_published(base, conf, "no_country")
+
+
 def test_year_outside_window_blocks(base: Base) -> None:
     def move_to_2010(rows: Rows) -> Rows:
         old_ids = set(list(dict.fromkeys(r[0] for r in rows))[:10])
