@@ -149,7 +149,7 @@ def test_addresses_without_a_country_stop_the_build(base: Base) -> None:
             "select field, reason from raw.quarantine where layer = 'publications'"
         ).fetchall()
     assert quarantined == [("country", "unknown country code")]
-    with pytest.raises(TransformError, match="not_null_stg_publications__addresses_country.*Got 7 results"):
+    with pytest.raises(TransformError, match=r"not_null_stg_publications__addresses_country.*Got 7 results"):
         tasks.build(conf)
     assert_nothing_published(base, conf, "no_country")
 
